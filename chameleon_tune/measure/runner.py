@@ -1,0 +1,136 @@
+"""Time built kernels one at a time, each checked against a reference first.
+
+Runs are serialized on one long-lived process so timings do not disturb each
+other; a kernel that crashes or hangs kills only that process, which restarts.
+The :class:`Runner` interface is what a remote (TVM RPC) runner implements too.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+
+import numpy as np
+
+from .types import RUN, TIMEOUT, WRONG, MeasureOptions, RunResult
+from .worker import IsolatedWorker, RemoteError, WorkerCrash, WorkerTimeout
+
+ArgSpec = tuple[tuple[int, ...], str]  # (shape, dtype) of each kernel argument
+
+# Worker-side state: reference outputs by reference artifact path.
+_REFERENCES: dict[str, list[np.ndarray]] = {}
+_INPUT_SEED = 20200101
+
+
+class Runner(abc.ABC):
+    """Times built kernels; failures are results, never exceptions."""
+
+    @abc.abstractmethod
+    def prepare(self, reference: str | None, args: list[ArgSpec], func_name: str = "main") -> None:
+        """Set the task: argument shapes and the reference artifact outputs are checked against."""
+
+    @abc.abstractmethod
+    def run(self, artifact: str) -> RunResult:
+        """Check and time one artifact."""
+
+    def close(self) -> None:
+        """Release processes or connections."""
+
+
+def random_arguments(args: list[ArgSpec]) -> list[np.ndarray]:
+    """The same random inputs in every process, so outputs can be compared."""
+    rng = np.random.default_rng(_INPUT_SEED)
+    arrays = []
+    for shape, dtype in args:
+        if np.issubdtype(np.dtype(dtype), np.floating):
+            arrays.append(rng.uniform(-1.0, 1.0, size=shape).astype(dtype))
+        else:
+            arrays.append(rng.integers(0, 8, size=shape).astype(dtype))
+    return arrays
+
+
+def _call_once(path: str, func_name: str, args: list[ArgSpec]):
+    import tvm
+
+    dev = tvm.cpu()
+    module = tvm.runtime.load_module(path)
+    tensors = [tvm.runtime.tensor(a, dev) for a in random_arguments(args)]
+    module[func_name](*tensors)
+    return module, dev, tensors
+
+
+def compute_reference(path: str, func_name: str, args: list[ArgSpec]) -> None:
+    """Worker side: run the reference kernel once and keep its outputs."""
+    _module, _dev, tensors = _call_once(path, func_name, args)
+    _REFERENCES[path] = [t.numpy() for t in tensors]
+
+
+def check_and_time(
+    path: str, func_name: str, args: list[ArgSpec], reference: str | None, options: MeasureOptions
+) -> tuple[tuple[float, ...], str | None]:
+    """Worker side: ``(run_secs, mismatch message or None)``."""
+    module, dev, tensors = _call_once(path, func_name, args)
+    if reference is not None:
+        for i, (got, want) in enumerate(zip((t.numpy() for t in tensors), _REFERENCES[reference])):
+            scale = float(np.max(np.abs(want))) if want.size else 0.0
+            tolerance = options.rtol * max(scale, 1.0)
+            error = float(np.max(np.abs(got.astype(np.float64) - want))) if want.size else 0.0
+            if not error <= tolerance:
+                return (), f"argument {i} differs from the reference: max abs error {error:.3g} > {tolerance:.3g}"
+    evaluator = module.time_evaluator(
+        func_name,
+        dev,
+        number=options.number,
+        repeat=options.repeat,
+        min_repeat_ms=options.min_repeat_ms,
+        f_preproc="cache_flush_cpu_non_first_arg" if options.enable_cpu_cache_flush else "",
+    )
+    return tuple(float(s) for s in evaluator(*tensors).results), None
+
+
+class LocalRunner(Runner):
+    """Runs kernels on this machine's CPU in one isolated, restartable process."""
+
+    def __init__(self, options: MeasureOptions = MeasureOptions()) -> None:
+        self.options = options
+        self._worker = IsolatedWorker(preload=("tvm",))
+        self._task: tuple | None = None
+        self._primed_generation = -1
+
+    def prepare(self, reference: str | None, args: list[ArgSpec], func_name: str = "main") -> None:
+        self._task = (reference, [(tuple(s), str(d)) for s, d in args], func_name)
+        self._primed_generation = -1
+
+    def _prime(self) -> None:
+        """(Re)compute the reference after a (re)start of the worker: its memory is gone."""
+        self._worker.start()
+        reference, args, func_name = self._task
+        if reference is not None and self._primed_generation != self._worker.generation:
+            # The untuned reference can be slow: give it a generous limit.
+            self._worker.call(compute_reference, reference, func_name, args, timeout=max(300.0, self.options.run_timeout_s))
+        self._primed_generation = self._worker.generation
+
+    def run(self, artifact: str) -> RunResult:
+        if self._task is None:
+            raise RuntimeError("Runner.prepare() must be called before run()")
+        reference, args, func_name = self._task
+        start = time.perf_counter()
+        try:
+            self._prime()
+        except (RemoteError, WorkerCrash, WorkerTimeout) as exc:
+            return RunResult((), RUN, f"reference implementation failed: {exc}", time.perf_counter() - start)
+        start = time.perf_counter()
+        try:
+            secs, mismatch = self._worker.call(
+                check_and_time, artifact, func_name, args, reference, self.options, timeout=self.options.run_timeout_s
+            )
+        except WorkerTimeout as exc:
+            return RunResult((), TIMEOUT, f"run timed out: {exc}", time.perf_counter() - start)
+        except (RemoteError, WorkerCrash) as exc:
+            return RunResult((), RUN, str(exc), time.perf_counter() - start)
+        if mismatch is not None:
+            return RunResult((), WRONG, mismatch, time.perf_counter() - start)
+        return RunResult(secs, None, None, time.perf_counter() - start)
+
+    def close(self) -> None:
+        self._worker.close()

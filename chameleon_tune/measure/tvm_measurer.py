@@ -1,0 +1,115 @@
+"""Real measurements through TVM: replay, build in parallel, run serialized, record.
+
+Valid trials are committed as they finish to a MetaSchedule ``JSONDatabase``
+(``database_workload.json``, ``database_tuning_record.json``), so stock TVM can
+apply what we tuned.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from ..tvm_space import TVMSpace
+from .base import Measurer, OnResult
+from .builder import LocalBuilder
+from .runner import LocalRunner, Runner
+from .types import BUILD, INVALID, TIMEOUT, MeasureOptions, MeasureResult
+
+
+class TVMMeasurer(Measurer):
+    def __init__(
+        self,
+        tvm_space: TVMSpace,
+        options: MeasureOptions = MeasureOptions(),
+        *,
+        flops: float | None = None,
+        database_dir: str | None = None,
+        runner: Runner | None = None,
+    ) -> None:
+        from tvm.s_tir import meta_schedule as ms
+
+        self.tvm_space = tvm_space
+        self.space = tvm_space.space
+        self.options = options
+        self.flops = flops
+        self.builder = LocalBuilder(tvm_space.target, n_workers=options.n_build_workers, timeout_s=options.build_timeout_s)
+        self.runner = runner or LocalRunner(options)
+        func = tvm_space.mod["main"]
+        self.args_info = ms.arg_info.ArgInfo.from_prim_func(func)
+        self.database = None
+        if database_dir is not None:
+            os.makedirs(database_dir, exist_ok=True)
+            self.database = ms.database.JSONDatabase(work_dir=database_dir)
+            self.workload = self.database.commit_workload(tvm_space.mod)
+        self._prepared = False
+
+    def _prepare(self) -> None:
+        """Build the untransformed workload once: the reference every kernel is checked against."""
+        self.builder.start()
+        reference = None
+        if self.options.check_correctness:
+            (built,) = self.builder.build([self.tvm_space.mod])
+            if built.error_msg is not None:
+                raise RuntimeError(f"cannot build the reference implementation: {built.error_msg}")
+            reference = built.artifact
+        self.runner.prepare(reference, [(tuple(int(d) for d in a.shape), str(a.dtype)) for a in self.args_info])
+        self._prepared = True
+
+    def measure(self, configs: np.ndarray, on_result: OnResult | None = None) -> list[MeasureResult]:
+        if not self._prepared:
+            self._prepare()
+        results: list[MeasureResult | None] = [None] * len(configs)
+        schedules, to_build = {}, []
+        for i, config in enumerate(configs):
+            start = time.perf_counter()
+            sch, reason = self.tvm_space.schedule(config)
+            if sch is None:
+                results[i] = MeasureResult.failed(INVALID, reason, build_s=time.perf_counter() - start)
+                _notify(on_result, i, results[i])
+            else:
+                schedules[i] = (sch, time.perf_counter() - start)
+                to_build.append(i)
+        built = self.builder.build([schedules[i][0].mod for i in to_build])
+        for i, build in zip(to_build, built):
+            sch, schedule_s = schedules[i]
+            build_s = schedule_s + build.build_s
+            if build.error_msg is not None:
+                results[i] = MeasureResult.failed(TIMEOUT if build.timed_out else BUILD, build.error_msg, build_s=build_s)
+            else:
+                run = self.runner.run(build.artifact)
+                os.remove(build.artifact)
+                if run.error is not None:
+                    results[i] = MeasureResult.failed(run.error, run.error_msg, build_s=build_s, run_s=run.run_s)
+                else:
+                    latency = float(np.median(run.run_secs))
+                    results[i] = MeasureResult(latency, run.run_secs, build_s=build_s, run_s=run.run_s)
+                    self._commit(sch, run.run_secs)
+            _notify(on_result, i, results[i])
+        return results
+
+    def _commit(self, sch, run_secs) -> None:
+        if self.database is None:
+            return
+        from tvm.s_tir import meta_schedule as ms
+
+        self.database.commit_tuning_record(
+            ms.database.TuningRecord(
+                trace=sch.trace,
+                workload=self.workload,
+                run_secs=[float(s) for s in run_secs],
+                target=self.tvm_space.target,
+                args_info=self.args_info,
+            )
+        )
+
+    def close(self) -> None:
+        self.builder.close()
+        self.runner.close()
+
+
+def _notify(on_result: OnResult | None, index: int, result: MeasureResult) -> None:
+    if on_result is not None:
+        on_result(index, result)

@@ -1,0 +1,82 @@
+"""What flows through measurement: settings, and results where failures are data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: Error kinds a trial can end with (``MeasureResult.error``).
+INVALID = "invalid"  # the configuration does not replay into a legal schedule
+BUILD = "build"  # compiling or exporting failed
+RUN = "run"  # loading or running failed, or the worker process crashed
+TIMEOUT = "timeout"  # build or run exceeded its time limit
+WRONG = "wrong_result"  # output differs from the reference implementation
+ERROR_KINDS = (INVALID, BUILD, RUN, TIMEOUT, WRONG)
+
+
+@dataclass(frozen=True)
+class MeasureOptions:
+    """How kernels are built and timed; identical for every strategy of a comparison."""
+
+    number: int = 3
+    """Kernel calls per timed repeat (their mean is one sample)."""
+    repeat: int = 3
+    """Timed samples per configuration; the latency reported is their median."""
+    min_repeat_ms: int = 20
+    """Raise ``number`` until one repeat lasts at least this long (steadier short kernels)."""
+    enable_cpu_cache_flush: bool = False
+    """Flush the CPU caches (all arguments but the first) before each call."""
+    build_timeout_s: float = 30.0
+    """Limit for compiling one configuration."""
+    run_timeout_s: float = 10.0
+    """Limit for the correctness check plus timing of one configuration."""
+    check_correctness: bool = True
+    """Compare each kernel's output with the untransformed workload's on random inputs."""
+    rtol: float = 1e-4
+    """Relative tolerance of the check, scaled by the reference's largest magnitude."""
+    n_build_workers: int | None = None
+    """Parallel compiler processes; default: one per CPU core."""
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    artifact: str | None
+    error_msg: str | None
+    build_s: float
+    timed_out: bool = False
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_secs: tuple[float, ...]
+    error: str | None
+    error_msg: str | None
+    run_s: float
+
+
+@dataclass(frozen=True)
+class MeasureResult:
+    """The outcome of one trial; ``latency_s`` is set exactly when it is valid."""
+
+    latency_s: float | None
+    run_secs: tuple[float, ...] = ()
+    error: str | None = None
+    error_msg: str | None = None
+    build_s: float = 0.0
+    run_s: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def valid(self) -> bool:
+        return self.error is None and self.latency_s is not None
+
+    @classmethod
+    def failed(cls, error: str, message: str, build_s: float = 0.0, run_s: float = 0.0) -> "MeasureResult":
+        assert error in ERROR_KINDS, error
+        return cls(None, (), error, message, build_s, run_s)
+
+
+def short_error(exc: BaseException) -> str:
+    """One line of a (often multi-line) TVM error: its last meaningful line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    message = lines[-1] if lines else type(exc).__name__
+    return f"{type(exc).__name__}: {message}"[:500]

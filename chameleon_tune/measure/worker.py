@@ -1,0 +1,130 @@
+"""A long-lived worker process that turns crashes and hangs into exceptions.
+
+Starting a process that imports TVM costs seconds, so workers live across
+trials; but a kernel that segfaults or loops forever must not take the tuner
+with it. A worker runs one call at a time; if the call crashes the process or
+outlives its timeout, the process is killed and restarted on the next call.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing as mp
+from typing import Any, Callable
+
+from .types import short_error
+
+
+class WorkerError(Exception):
+    """The call did not return: the process crashed or timed out."""
+
+
+class WorkerTimeout(WorkerError):
+    pass
+
+
+class WorkerCrash(WorkerError):
+    pass
+
+
+class RemoteError(Exception):
+    """The function raised inside the worker; the message is its one-line summary."""
+
+
+def _serve(conn, preload: tuple[str, ...]) -> None:
+    for module in preload:
+        importlib.import_module(module)
+    conn.send("ready")
+    while True:
+        try:
+            message = conn.recv()
+        except EOFError:
+            return
+        if message is None:
+            return
+        fn, args = message
+        try:
+            conn.send(("ok", fn(*args)))
+        except BaseException as exc:  # noqa: BLE001 - every failure is reported back
+            conn.send(("error", short_error(exc)))
+
+
+class IsolatedWorker:
+    """One spawned process; ``call(fn, *args, timeout=...)`` runs ``fn`` in it.
+
+    ``fn`` must be a module-level function (it is pickled by reference).
+    ``preload`` modules are imported at start-up, outside any call's timeout.
+    """
+
+    def __init__(self, preload: tuple[str, ...] = (), start_timeout_s: float = 300.0) -> None:
+        self.preload = preload
+        self.start_timeout_s = start_timeout_s
+        self._proc = None
+        self._conn = None
+        self.generation = 0  # bumps at every (re)start, so callers can re-prime state
+
+    def start(self) -> None:
+        if self._proc is not None and self._proc.is_alive():
+            return
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve, args=(child, self.preload), daemon=True)
+        self._proc.start()
+        child.close()
+        if not self._conn.poll(self.start_timeout_s):
+            self.kill()
+            raise WorkerTimeout(f"worker did not start within {self.start_timeout_s:.0f} s")
+        try:
+            self._conn.recv()
+        except EOFError as exc:
+            code = self._proc.exitcode
+            self.kill()
+            raise WorkerCrash(f"worker died while starting (exit code {code})") from exc
+        self.generation += 1
+
+    def call(self, fn: Callable, *args: Any, timeout: float) -> Any:
+        self.start()
+        self._conn.send((fn, args))
+        if not self._conn.poll(timeout):
+            self.kill()
+            raise WorkerTimeout(f"no result within {timeout:g} s")
+        try:
+            status, value = self._conn.recv()
+        except (EOFError, ConnectionError) as exc:
+            self._proc.join(1)
+            code = self._proc.exitcode
+            self.kill()
+            raise WorkerCrash(f"worker process died ({_describe_exit(code)})") from exc
+        if status == "error":
+            raise RemoteError(value)
+        return value
+
+    def kill(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.join()
+        if self._conn is not None:
+            self._conn.close()
+        self._proc = self._conn = None
+
+    def close(self) -> None:
+        if self._proc is not None and self._proc.is_alive():
+            try:
+                self._conn.send(None)
+                self._proc.join(5)
+            except (BrokenPipeError, OSError):
+                pass
+        self.kill()
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "no exit code"
+    if code < 0:
+        import signal
+
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"

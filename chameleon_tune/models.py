@@ -1,0 +1,234 @@
+"""The paper's networks as plain PyTorch modules with random weights.
+
+torchvision is not installable here, so the architectures are written out
+with the same layer shapes and the same layer order as torchvision's, which
+is what matters for extracting tuning tasks. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+INPUT_SHAPE = (1, 3, 224, 224)
+NUM_CLASSES = 1000
+
+
+class AlexNet(nn.Module):
+    """torchvision's AlexNet variant (64/192/384/256/256 channels, no LRN)."""
+
+    def __init__(self, num_classes: int = NUM_CLASSES) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.Conv2d(64, 192, kernel_size=5, padding=2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.Conv2d(192, 384, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(384, 256, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+        )
+        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+        self.classifier = nn.Sequential(
+            nn.Dropout(p=0.5),
+            nn.Linear(256 * 6 * 6, 4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(p=0.5),
+            nn.Linear(4096, 4096),
+            nn.ReLU(inplace=True),
+            nn.Linear(4096, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.avgpool(self.features(x))
+        return self.classifier(torch.flatten(x, 1))
+
+
+# VGG-16 is configuration "D": integers are 3x3 conv widths, "M" a 2x2 max-pool.
+_VGG16_CFG: tuple[int | str, ...] = (
+    64, 64, "M", 128, 128, "M", 256, 256, 256, "M",
+    512, 512, 512, "M", 512, 512, 512, "M",
+)
+
+
+class VGG16(nn.Module):
+    """VGG-16 without batch norm, as torchvision's ``vgg16``."""
+
+    def __init__(self, num_classes: int = NUM_CLASSES) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        in_channels = 3
+        for item in _VGG16_CFG:
+            if item == "M":
+                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            else:
+                assert isinstance(item, int)
+                layers += [nn.Conv2d(in_channels, item, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+                in_channels = item
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
+        self.classifier = nn.Sequential(
+            nn.Linear(512 * 7 * 7, 4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(p=0.5),
+            nn.Linear(4096, 4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(p=0.5),
+            nn.Linear(4096, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.avgpool(self.features(x))
+        return self.classifier(torch.flatten(x, 1))
+
+
+def _conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False)
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block; the 1x1 downsample runs after conv2, as in torchvision."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = _conv3x3(in_planes, planes, stride)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = _conv3x3(planes, planes)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample: nn.Module | None = None
+        if stride != 1 or in_planes != planes:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_planes, planes, kernel_size=1, stride=stride, bias=False),
+                nn.BatchNorm2d(planes),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        identity = x if self.downsample is None else self.downsample(x)
+        return self.relu(out + identity)
+
+
+class ResNet18(nn.Module):
+    """ResNet-18: two basic blocks per stage, widths 64/128/256/512."""
+
+    def __init__(self, num_classes: int = NUM_CLASSES) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = self._stage(64, 64, stride=1)
+        self.layer2 = self._stage(64, 128, stride=2)
+        self.layer3 = self._stage(128, 256, stride=2)
+        self.layer4 = self._stage(256, 512, stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(512, num_classes)
+
+    @staticmethod
+    def _stage(in_planes: int, planes: int, stride: int) -> nn.Sequential:
+        return nn.Sequential(BasicBlock(in_planes, planes, stride), BasicBlock(planes, planes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+class ConvBNReLU6(nn.Sequential):
+    """Conv (no bias) + BatchNorm + ReLU6 with "same" padding, as torchvision's Conv2dNormActivation."""
+
+    def __init__(
+        self, in_planes: int, out_planes: int, kernel_size: int = 3, stride: int = 1, groups: int = 1
+    ) -> None:
+        padding = (kernel_size - 1) // 2
+        super().__init__(
+            nn.Conv2d(in_planes, out_planes, kernel_size, stride, padding, groups=groups, bias=False),
+            nn.BatchNorm2d(out_planes),
+            nn.ReLU6(inplace=True),
+        )
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2 block: 1x1 expand (skipped when t=1), 3x3 depthwise, linear 1x1 project."""
+
+    def __init__(self, in_planes: int, out_planes: int, stride: int, expand_ratio: int) -> None:
+        super().__init__()
+        hidden = int(round(in_planes * expand_ratio))
+        self.use_res_connect = stride == 1 and in_planes == out_planes
+        layers: list[nn.Module] = []
+        if expand_ratio != 1:
+            layers.append(ConvBNReLU6(in_planes, hidden, kernel_size=1))
+        layers += [
+            ConvBNReLU6(hidden, hidden, stride=stride, groups=hidden),
+            nn.Conv2d(hidden, out_planes, 1, 1, 0, bias=False),
+            nn.BatchNorm2d(out_planes),
+        ]
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv(x)
+        return x + out if self.use_res_connect else out
+
+
+# (expansion t, output channels c, repeats n, first stride s) per stage, width multiplier 1.0.
+_MOBILENET_V2_CFG = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
+
+
+class MobileNetV2(nn.Module):
+    """MobileNetV2 at width 1.0 (32 stem channels, 1280 last channels)."""
+
+    def __init__(self, num_classes: int = NUM_CLASSES) -> None:
+        super().__init__()
+        in_planes, last_planes = 32, 1280
+        layers: list[nn.Module] = [ConvBNReLU6(3, in_planes, stride=2)]
+        for t, c, n, s in _MOBILENET_V2_CFG:
+            for i in range(n):
+                layers.append(InvertedResidual(in_planes, c, s if i == 0 else 1, t))
+                in_planes = c
+        layers.append(ConvBNReLU6(in_planes, last_planes, kernel_size=1))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Dropout(p=0.2), nn.Linear(last_planes, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.adaptive_avg_pool2d(self.features(x), (1, 1))
+        return self.classifier(torch.flatten(x, 1))
+
+
+_BUILDERS: dict[str, Callable[[], nn.Module]] = {
+    "alexnet": AlexNet,
+    "vgg16": VGG16,
+    "resnet18": ResNet18,
+    "mobilenet_v2": MobileNetV2,
+}
+MODELS: tuple[str, ...] = tuple(_BUILDERS)
+
+
+def build_model(name: str) -> nn.Module:
+    """A freshly initialised (random-weight) model in eval mode.
+
+    Builds on torch's current default device, so ``with torch.device("meta")``
+    gives a shape-only model without paying for weight initialisation.
+    """
+    try:
+        builder = _BUILDERS[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; choices: {', '.join(MODELS)}") from None
+    return builder().eval()
