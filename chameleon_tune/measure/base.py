@@ -24,6 +24,10 @@ class Measurer(abc.ABC):
     space: Space
     flops: float | None = None
     """Floating-point operations of one kernel call, for GFLOPS (None: unknown)."""
+    build_s: float = 0.0
+    """Wall time spent preparing and compiling so far (parallel builds count once)."""
+    run_s: float = 0.0
+    """Wall time spent running and timing kernels so far."""
 
     @abc.abstractmethod
     def measure(self, configs: np.ndarray, on_result: OnResult | None = None) -> list[MeasureResult]:

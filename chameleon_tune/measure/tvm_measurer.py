@@ -62,6 +62,7 @@ class TVMMeasurer(Measurer):
         if not self._prepared:
             self._prepare()
         results: list[MeasureResult | None] = [None] * len(configs)
+        build_start = time.perf_counter()
         schedules, to_build = {}, []
         for i, config in enumerate(configs):
             start = time.perf_counter()
@@ -73,6 +74,8 @@ class TVMMeasurer(Measurer):
                 schedules[i] = (sch, time.perf_counter() - start)
                 to_build.append(i)
         built = self.builder.build([schedules[i][0].mod for i in to_build])
+        run_start = time.perf_counter()
+        self.build_s += run_start - build_start
         for i, build in zip(to_build, built):
             sch, schedule_s = schedules[i]
             build_s = schedule_s + build.build_s
@@ -88,6 +91,7 @@ class TVMMeasurer(Measurer):
                     results[i] = MeasureResult(latency, run.run_secs, build_s=build_s, run_s=run.run_s)
                     self._commit(sch, run.run_secs)
             _notify(on_result, i, results[i])
+        self.run_s += time.perf_counter() - run_start
         return results
 
     def _commit(self, sch, run_secs) -> None:

@@ -1,0 +1,164 @@
+"""The Python API: tune a built-in workload into a work directory.
+
+A work directory holds one task: ``run.json`` (what is tuned, where),
+``space.json``, ``history.jsonl`` and MetaSchedule's two database files.
+Running again over it resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, replace
+
+from .database import History, HistoryError
+from .measure.types import MeasureOptions
+from .search.base import TaskContext, make_strategy, strategy_names
+from .tuner import OnTrial, TuneResult, tune
+from .workloads import DEFAULT_WORKLOAD, get_workload
+
+DEFAULT_STRATEGY = "sa"
+
+
+class UsageError(ValueError):
+    """Bad input from the user: reported as one line, exit code 2."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """A workload opened for tuning: its TVM space, measurer and history."""
+
+    workload: object
+    tvm_space: object
+    measurer: object
+    history: History
+
+
+def open_task(
+    workload: str = DEFAULT_WORKLOAD,
+    *,
+    target: str = "llvm",
+    work_dir: str | None = None,
+    strategy: str = DEFAULT_STRATEGY,
+    options: MeasureOptions = MeasureOptions(),
+    seed: int = 0,
+) -> Task:
+    """Check the inputs, then build the space and measurement path of one workload."""
+    try:
+        wl = get_workload(workload)
+    except KeyError as exc:
+        raise UsageError(exc.args[0]) from None
+    if strategy not in strategy_names():
+        raise UsageError(f"unknown strategy {strategy!r}; choose from: {', '.join(strategy_names())}")
+    tvm_target = _target(target)
+    if work_dir is not None:
+        _claim_work_dir(work_dir, {"workload": wl.name, "target": str(tvm_target), "strategy": strategy})
+
+    from .measure.tvm_measurer import TVMMeasurer
+    from .tvm_space import TVMSpace
+
+    tvm_space = TVMSpace(wl.prim_func(), tvm_target, seed=max(1, seed + 1))
+    history_path = None
+    if work_dir is not None:
+        _check_space(os.path.join(work_dir, "space.json"), tvm_space.space)
+        history_path = os.path.join(work_dir, "history.jsonl")
+    try:
+        history = History(tvm_space.space, history_path)
+    except HistoryError as exc:
+        raise UsageError(str(exc)) from None
+    measurer = TVMMeasurer(tvm_space, options, flops=wl.flops, database_dir=work_dir)
+    return Task(wl, tvm_space, measurer, history)
+
+
+def tune_workload(
+    workload: str = DEFAULT_WORKLOAD,
+    strategy: str = DEFAULT_STRATEGY,
+    *,
+    trials: int = 200,
+    target: str = "llvm",
+    work_dir: str | None = None,
+    seed: int = 0,
+    options: MeasureOptions = MeasureOptions(),
+    batch_size: int = 64,
+    early_stopping: int | None = None,
+    on_trial: OnTrial | None = None,
+) -> TuneResult:
+    """Tune one built-in workload; with ``work_dir`` records persist and reruns resume."""
+    if trials < 1:
+        raise UsageError("--trials must be at least 1")
+    start = time.perf_counter()
+    task = open_task(workload, target=target, work_dir=work_dir, strategy=strategy, options=options, seed=seed)
+    try:
+        context = TaskContext(task.tvm_space.space, task.history, seed=seed, tvm_space=task.tvm_space)
+        setup_s = time.perf_counter() - start
+        result = tune(
+            task.measurer,
+            make_strategy(strategy, context),
+            task.history,
+            trials=trials,
+            batch_size=batch_size,
+            early_stopping=early_stopping,
+            on_trial=on_trial,
+        )
+    finally:
+        task.measurer.close()
+    extra = {"workload": task.workload.name, "strategy": strategy, "setup_s": setup_s, **result.extra}
+    return replace(result, extra=extra, wall_s=time.perf_counter() - start)
+
+
+def _target(spec: str):
+    from .tvm_space import parse_target
+
+    try:
+        target = parse_target(spec)
+    except Exception as exc:  # noqa: BLE001 - TVM raises several types for a bad target
+        raise UsageError(f"unknown target {spec!r}: {str(exc).splitlines()[-1] if str(exc) else exc}; use e.g. llvm") from None
+    if target.kind.name != "llvm":
+        raise UsageError(f"target {spec!r} is not supported yet; supported: llvm (the host CPU)")
+    return target
+
+
+def _claim_work_dir(work_dir: str, meta: dict) -> None:
+    """Create the work directory, or check that it holds this same task."""
+    try:
+        os.makedirs(work_dir, exist_ok=True)
+        probe = os.path.join(work_dir, ".write-test")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as exc:
+        raise UsageError(f"cannot write to work directory {work_dir!r}: {exc.strerror or exc}") from None
+    path = os.path.join(work_dir, "run.json")
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                previous = json.load(f)
+        except (OSError, ValueError):
+            raise UsageError(f"{path} is not readable JSON; use an empty --work-dir") from None
+        for key, value in meta.items():
+            if previous.get(key) != value:
+                raise UsageError(
+                    f"work directory {work_dir!r} holds {key} {previous.get(key)!r}, not {value!r}; "
+                    "use another --work-dir"
+                )
+    else:
+        with open(path, "w") as f:
+            json.dump(meta, f, indent=1)
+
+
+def _check_space(path: str, space) -> None:
+    """A resumed history is only meaningful over the very same knob space."""
+    from .space import Space
+
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                recorded = Space.from_json(json.load(f))
+        except (OSError, ValueError, KeyError):
+            raise UsageError(f"{path} is not a readable space; use an empty --work-dir") from None
+        if recorded != space:
+            raise UsageError(f"{path} describes another knob space (TVM version changed?); use an empty --work-dir")
+    else:
+        with open(path, "w") as f:
+            json.dump(space.to_json(), f)

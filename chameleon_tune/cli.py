@@ -1,0 +1,156 @@
+"""``chameleon``: the command line. Bad input is one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .workloads import DEFAULT_WORKLOAD
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, no usage dump
+        sys.stderr.write(f"chameleon: error: {message}\n")
+        sys.exit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="chameleon", description="Chameleon: fast auto-tuning of DNN operators on TVM.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    tune = commands.add_parser("tune", help="tune one operator on this machine")
+    tune.add_argument("--workload", default=DEFAULT_WORKLOAD, help=f"built-in workload (default {DEFAULT_WORKLOAD}; see `chameleon workloads`)")
+    tune.add_argument("--strategy", default=None, help="search strategy (default: sa)")
+    tune.add_argument("--trials", type=int, default=200, help="measurement budget, resumed trials included (default 200)")
+    tune.add_argument("--target", default="llvm", help="TVM target (default llvm: the host CPU, microarchitecture detected)")
+    tune.add_argument("--work-dir", default=None, help="where records go; a rerun over it resumes (default: runs/<workload>-<strategy>-s<seed>)")
+    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--batch-size", type=int, default=64, help="configurations measured per iteration (default 64)")
+    tune.add_argument("--early-stopping", type=int, default=None, help="stop after this many trials without a new best")
+    tune.add_argument("--number", type=int, default=3, help="kernel calls per timed repeat")
+    tune.add_argument("--repeat", type=int, default=3, help="timed repeats per configuration (median reported)")
+    tune.add_argument("--min-repeat-ms", type=int, default=20)
+    tune.add_argument("--cache-flush", action="store_true", help="flush CPU caches before each timed call")
+    tune.add_argument("--build-timeout", type=float, default=30.0, help="seconds allowed to compile one configuration")
+    tune.add_argument("--run-timeout", type=float, default=10.0, help="seconds allowed to check and time one configuration")
+    tune.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
+
+    workloads = commands.add_parser("workloads", help="list the built-in workloads")
+    workloads.add_argument("--json", action="store_true", help="print a JSON list")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .api import UsageError
+
+    try:
+        if args.command == "workloads":
+            return _workloads(args)
+        return _tune(args)
+    except UsageError as exc:
+        sys.stderr.write(f"chameleon: error: {exc}\n")
+        return EXIT_USAGE
+
+
+def _workloads(args) -> int:
+    from .workloads import list_workloads
+
+    items = list_workloads()
+    if args.json:
+        print(json.dumps([w.to_dict() for w in items]))
+        return 0
+    print(f"{'name':<16} {'op':<8} {'shape':<34} {'GFLOP':>8}")
+    for w in items:
+        print(f"{w.name:<16} {w.op:<8} {w.shape_str:<34} {w.flops / 1e9:>8.3f}")
+    return 0
+
+
+def _tune(args) -> int:
+    from .api import DEFAULT_STRATEGY, UsageError, tune_workload
+    from .measure.types import MeasureOptions
+
+    strategy = args.strategy or DEFAULT_STRATEGY
+    for name in ("trials", "batch_size", "number", "repeat"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    work_dir = args.work_dir or f"runs/{args.workload}-{strategy}-s{args.seed}"
+    options = MeasureOptions(
+        number=args.number,
+        repeat=args.repeat,
+        min_repeat_ms=args.min_repeat_ms,
+        enable_cpu_cache_flush=args.cache_flush,
+        build_timeout_s=args.build_timeout,
+        run_timeout_s=args.run_timeout,
+    )
+    progress = _Progress(args.trials)
+    try:
+        result = tune_workload(
+            args.workload,
+            strategy,
+            trials=args.trials,
+            target=args.target,
+            work_dir=work_dir,
+            seed=args.seed,
+            options=options,
+            batch_size=args.batch_size,
+            early_stopping=args.early_stopping,
+            on_trial=progress.update,
+        )
+    except KeyboardInterrupt:
+        progress.close()
+        sys.stderr.write(f"chameleon: interrupted; every finished trial is recorded in {work_dir} (rerun to resume)\n")
+        return 130
+    progress.close()
+    summary = result.to_json()
+    summary["work_dir"] = work_dir
+    _print_summary(summary)
+    if args.json:
+        print(json.dumps(summary))
+    return 0
+
+
+class _Progress:
+    """A progress bar over trials with the best GFLOPS so far (on stderr)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.bar = None
+        self.best = None
+
+    def update(self, trial) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=self.total, desc="tuning", unit="trial", file=sys.stderr, dynamic_ncols=True)
+        if trial.result.valid and (self.best is None or trial.result.latency_s < self.best):
+            self.best = trial.result.latency_s
+            self.bar.set_postfix_str(f"best {self.best * 1e3:.3f} ms")
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _print_summary(s: dict) -> None:
+    best = "none valid"
+    if s["best_latency_s"] is not None:
+        gflops = f" = {s['best_gflops']:.1f} GFLOPS" if s["best_gflops"] else ""
+        best = f"{s['best_latency_s'] * 1e3:.4f} ms{gflops}"
+    errors = ", ".join(f"{k} {v}" for k, v in sorted(s["errors"].items())) or "none"
+    print(f"workload   {s['workload']}  strategy {s['strategy']}")
+    print(f"best       {best}")
+    print(f"trials     {s['trials']} ({s['resumed']} resumed): {s['valid']} valid, failed: {errors}")
+    print(
+        f"wall time  {s['wall_s']:.1f} s = search {s['search_s']:.1f} s + build {s['build_s']:.1f} s"
+        f" + run {s['run_s']:.1f} s + setup/other {s['wall_s'] - s['search_s'] - s['build_s'] - s['run_s']:.1f} s"
+    )
+    print(f"records    {s['work_dir']}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

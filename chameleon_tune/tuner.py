@@ -1,0 +1,141 @@
+"""The tuning loop: propose, measure, record, learn, until the budget is spent.
+
+The budget lives here, not in the strategies: the loop removes proposals that
+were measured already, records each trial the moment it is finished (so Ctrl-C
+or a crash loses nothing), and counts what a resumed history holds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Callable
+
+import numpy as np
+
+from .database import History, Trial
+from .measure.base import Measurer
+from .search.base import Strategy
+
+OnTrial = Callable[[Trial], None]
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """What a tuning run reached and where its time went."""
+
+    trials: int
+    valid: int
+    errors: dict[str, int]
+    best_latency_s: float | None
+    best_gflops: float | None
+    best_config: tuple[int, ...] | None
+    wall_s: float
+    search_s: float
+    build_s: float
+    run_s: float
+    resumed: int = 0
+    """Trials that were already in the work directory when this run started."""
+    stopped_early: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def invalid(self) -> int:
+        return self.errors.get("invalid", 0)
+
+    def to_json(self) -> dict:
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "extra"}
+        data["invalid"] = self.invalid
+        data["best_config"] = list(self.best_config) if self.best_config else None
+        data.update(self.extra)
+        return data
+
+
+def tune(
+    measurer: Measurer,
+    strategy: Strategy,
+    history: History,
+    *,
+    trials: int,
+    batch_size: int = 64,
+    early_stopping: int | None = None,
+    on_trial: OnTrial | None = None,
+) -> TuneResult:
+    """Measure up to ``trials`` configurations in all (counting resumed ones)."""
+    start = time.perf_counter()
+    resumed = len(history)
+    build0, run0 = measurer.build_s, measurer.run_s
+    search_s = 0.0
+    if resumed:
+        t = time.perf_counter()
+        strategy.update(history.configs, [trial.result for trial in history.trials])
+        search_s += time.perf_counter() - t
+    stopped_early = False
+    while len(history) < trials:
+        if early_stopping is not None and _since_best(history) >= early_stopping:
+            stopped_early = True
+            break
+        t = time.perf_counter()
+        wanted = min(batch_size, trials - len(history))
+        proposed = _new_only(strategy.propose(wanted), history)[:wanted]
+        search_s += time.perf_counter() - t
+        if not len(proposed):
+            break  # the strategy has nothing new: the space is exhausted for it
+        record = partial(_record, history, proposed, time.time(), on_trial)
+        results = measurer.measure(proposed, on_result=record)
+        t = time.perf_counter()
+        strategy.update(proposed, results)
+        search_s += time.perf_counter() - t
+    return summarize(
+        history,
+        measurer.flops,
+        wall_s=time.perf_counter() - start,
+        search_s=search_s,
+        build_s=measurer.build_s - build0,
+        run_s=measurer.run_s - run0,
+        resumed=resumed,
+        stopped_early=stopped_early,
+    )
+
+
+def _record(history: History, batch, started: float, on_trial: OnTrial | None, index: int, result) -> None:
+    """Append one finished trial at once: an interrupted run keeps everything measured."""
+    trial = history.append(batch[index], result, started=started, finished=time.time())
+    if on_trial is not None:
+        on_trial(trial)
+
+
+def summarize(history: History, flops: float | None, **timing) -> TuneResult:
+    best = history.best()
+    errors = Counter(t.result.error for t in history.trials if not t.result.valid)
+    latency = best.result.latency_s if best else None
+    return TuneResult(
+        trials=len(history),
+        valid=sum(t.result.valid for t in history.trials),
+        errors=dict(errors),
+        best_latency_s=latency,
+        best_gflops=flops / latency / 1e9 if (latency and flops) else None,
+        best_config=best.config if best else None,
+        **timing,
+    )
+
+
+def _new_only(proposed: np.ndarray, history: History) -> np.ndarray:
+    """Drop configurations measured before or repeated within the batch."""
+    seen, keep = set(), []
+    for i, config in enumerate(proposed):
+        key = history.space.key(config)
+        if key not in seen and config not in history:
+            seen.add(key)
+            keep.append(i)
+    return history.space.canonical(np.asarray(proposed)[keep]).reshape(-1, history.space.n_knobs)
+
+
+def _since_best(history: History) -> int:
+    """Trials measured since the best one so far."""
+    latencies = history.latencies
+    if not np.isfinite(latencies).any():
+        return len(latencies)
+    return len(latencies) - 1 - int(np.argmin(latencies))
