@@ -40,11 +40,11 @@ class Knob:
         Tile factorizations become log2 of their factors and numbers log2(1+|x|), so
         the trees split on magnitudes; anything else is described by its index alone.
         """
-        first = self.choices[0]
-        if isinstance(first, (tuple, list)) and all(isinstance(v, (int, float)) for v in first):
-            return np.log2(np.abs(np.asarray(self.choices, dtype=np.float64)) + 1.0)
-        if all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in self.choices):
+        if all(_is_number(c) for c in self.choices):
             return np.log2(np.abs(np.asarray(self.choices, dtype=np.float64)) + 1.0)[:, None]
+        arity = {len(c) if isinstance(c, tuple) else -1 for c in self.choices}
+        if len(arity) == 1 and all(_is_number(v) for c in self.choices for v in c):
+            return np.log2(np.abs(np.asarray(self.choices, dtype=np.float64)) + 1.0)
         return np.zeros((len(self.choices), 0))
 
 
@@ -112,17 +112,17 @@ class Space:
         return np.unique(moved[np.any(moved != self.canonical(config), axis=1)], axis=0)
 
     def random_neighbour(self, configs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """For each row, a random other choice of one random knob (AutoTVM's SA move)."""
+        """For each row, another choice of one random knob (AutoTVM's SA move)."""
         configs = np.array(configs, dtype=np.int64, copy=True)
+        movable = np.flatnonzero(self.dims > 1)
+        if not len(movable):
+            return configs
         rows = np.arange(len(configs))
-        knob = rng.integers(0, self.n_knobs, size=len(configs))
-        dims = self.dims[knob]
-        # Draw among the dims-1 other choices so a move always changes something
-        # (knobs with one choice stay as they are).
-        new = rng.integers(0, np.maximum(dims - 1, 1))
-        current = configs[rows, knob]
-        new = np.where(new >= current, new + 1, new)
-        configs[rows, knob] = np.where(dims > 1, new, current)
+        knob = movable[rng.integers(0, len(movable), size=len(configs))]
+        # Draw among the dims-1 other choices so that every move changes the config.
+        new = rng.integers(0, self.dims[knob] - 1)
+        new = np.where(new >= configs[rows, knob], new + 1, new)
+        configs[rows, knob] = new
         return self.canonical(configs)
 
     # -- descriptions ---------------------------------------------------------
@@ -159,6 +159,10 @@ class Space:
         knobs = tuple(Knob(k["name"], tuple(_from_jsonable(c) for c in k["choices"])) for k in data["knobs"])
         conditions = {int(i): (int(c[0]), int(c[1])) for i, c in data.get("conditions", {}).items()}
         return cls(knobs, conditions)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _jsonable(choice: Any) -> Any:

@@ -207,20 +207,34 @@ class TVMSpace:
             return None, short_error(exc)
         return sch, None
 
-    def config_of(self, trace) -> np.ndarray:
-        """The configuration that replays into ``trace`` (e.g. a MetaSchedule candidate)."""
-        signature = _signature(trace)
-        if signature not in self._sketch_signatures:
-            raise ValueError("trace does not come from one of this space's sketches")
-        sketch = self._sketch_signatures.index(signature)
+    def config_of(self, sch) -> np.ndarray:
+        """The configuration that replays into schedule ``sch`` (e.g. a MetaSchedule candidate).
+
+        Sketches are told apart by their schedule-changing instructions; where
+        two share them (they differ in which loop an instruction targets), the
+        configuration is replayed in each and the resulting programs compared.
+        """
+        import tvm_ffi
+
+        signature = _signature(sch.trace)
+        matches = [s for s, sig in enumerate(self._sketch_signatures) if sig == signature]
+        for sketch in matches:
+            config = self._config_in_sketch(sch.trace, sketch)
+            if len(matches) == 1:
+                return config
+            replayed, _reason = self.schedule(config)
+            if replayed is not None and tvm_ffi.structural_equal(replayed.mod, sch.mod):
+                return config
+        raise ValueError("schedule does not come from one of this space's sketches")
+
+    def _config_in_sketch(self, trace, sketch: int) -> np.ndarray:
         config = np.zeros(self.space.n_knobs, dtype=np.int64)
         if len(self.sketches) > 1:
             config[0] = sketch
         sampled = [i for i in trace.insts if i.kind.name.startswith("Sample")]
         for row in self._samplings[sketch]:
-            inst = sampled[row.position]
             choices = self.space.knobs[row.knob].choices
-            config[row.knob] = _choice_index(choices, trace.decisions[inst], row.to_decision)
+            config[row.knob] = _choice_index(choices, trace.decisions[sampled[row.position]], row.to_decision)
         return config
 
 
@@ -242,9 +256,19 @@ def _plain(value):
 
 
 def _signature(trace) -> str:
-    """The sketch's instructions without decisions: what identifies its structure."""
-    insts, _decisions = trace.as_json(remove_postproc=True)
-    return str(insts)
+    """What identifies a sketch: its schedule-changing instructions, decisions aside.
+
+    MetaSchedule simplifies the traces of its candidates (dropping unused pure
+    instructions such as ``GetConsumers``) and appends postprocessing, so only
+    the impure instructions before postprocessing count.
+    """
+    kinds = []
+    for inst in trace.insts:
+        if inst.kind.name == "EnterPostproc":
+            break
+        if not inst.kind.is_pure:
+            kinds.append((inst.kind.name, str(inst.attrs)))
+    return str(kinds)
 
 
 def trace_loop_count(trace) -> int:

@@ -56,7 +56,7 @@ class EvolutionarySearch(Strategy):
         candidates = self.context.search_strategy.generate_measure_candidates() or []
         configs, taken = [], set()
         for candidate in candidates:
-            config = self.tvm_space.config_of(candidate.sch.trace)
+            config = self.tvm_space.config_of(candidate.sch)
             key = self.space.key(config)
             if key in taken or config in self.history:
                 continue
@@ -65,7 +65,11 @@ class EvolutionarySearch(Strategy):
             configs.append(config)
             if len(configs) == n:
                 break
-        return np.array(configs, dtype=np.int64).reshape(-1, self.space.n_knobs)
+        proposed = np.array(configs, dtype=np.int64).reshape(-1, self.space.n_knobs)
+        # MetaSchedule may offer only configurations we measured already; top up
+        # with random ones (as its own epsilon-greedy would) rather than stop early.
+        extra = self.random_unmeasured(n - len(proposed), exclude=taken)
+        return np.concatenate([proposed, extra]) if len(extra) else proposed
 
     def update(self, configs: np.ndarray, results: list[MeasureResult]) -> None:
         from tvm.s_tir import meta_schedule as ms

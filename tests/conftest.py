@@ -1,0 +1,54 @@
+"""Shared fixtures: one TVM space per session (building one costs seconds)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from chameleon_tune.measure.base import Measurer
+from chameleon_tune.measure.types import MeasureResult
+from chameleon_tune.space import Knob, Space
+
+
+@pytest.fixture(scope="session")
+def matmul_space():
+    from chameleon_tune.tvm_space import TVMSpace, host_target
+    from chameleon_tune.workloads import get_workload
+
+    return TVMSpace(get_workload("matmul.64").prim_func(), host_target(num_cores=2))
+
+
+class SyntheticMeasurer(Measurer):
+    """A noiseless landscape with one known optimum: no TVM, deterministic.
+
+    Latency grows with the squared distance of each knob from its optimum;
+    configurations whose first knob is 0 are invalid.
+    """
+
+    def __init__(self, dims=(12, 10, 8, 6, 5), optimum=(7, 2, 5, 3, 1)) -> None:
+        self.space = Space(tuple(Knob(f"k{i}", tuple(range(d))) for i, d in enumerate(dims)))
+        self.optimum = np.array(optimum)
+        self.flops = 1e9
+        self.calls = 0
+
+    def latency(self, config) -> float:
+        return 1e-3 * (1.0 + float(np.sum((np.asarray(config) - self.optimum) ** 2)))
+
+    def measure(self, configs, on_result=None):
+        results = []
+        for i, config in enumerate(configs):
+            self.calls += 1
+            if config[0] == 0:
+                result = MeasureResult.failed("invalid", "knob k0 may not be 0")
+            else:
+                latency = self.latency(config)
+                result = MeasureResult(latency, (latency,))
+            results.append(result)
+            if on_result is not None:
+                on_result(i, result)
+        return results
+
+
+@pytest.fixture
+def synthetic():
+    return SyntheticMeasurer()

@@ -1,0 +1,69 @@
+"""Measurement that survives anything: worker isolation, builder and runner failures."""
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+from chameleon_tune.measure.types import MeasureOptions
+from chameleon_tune.measure.worker import IsolatedWorker, RemoteError, WorkerCrash, WorkerTimeout
+from failing_kernels import failing_module
+
+
+def test_worker_survives_crash_timeout_and_exceptions():
+    worker = IsolatedWorker()
+    try:
+        assert worker.call(pow, 2, 10, timeout=30) == 1024
+        with pytest.raises(RemoteError, match="ZeroDivisionError"):
+            worker.call(divmod, 1, 0, timeout=30)
+        with pytest.raises(WorkerCrash, match="SIGABRT"):
+            worker.call(os.abort, timeout=30)
+        start = time.perf_counter()
+        with pytest.raises(WorkerTimeout):
+            worker.call(time.sleep, 60, timeout=1)
+        assert time.perf_counter() - start < 20
+        assert worker.call(pow, 3, 3, timeout=30) == 27  # restarted transparently
+        assert worker.generation == 3
+    finally:
+        worker.close()
+
+
+@pytest.fixture(scope="module")
+def measurer(matmul_space):
+    from chameleon_tune.measure.tvm_measurer import TVMMeasurer
+
+    m = TVMMeasurer(matmul_space, MeasureOptions(run_timeout_s=3.0), flops=2 * 64**3)
+    yield m
+    m.close()
+
+
+def test_builder_reports_compile_errors(measurer):
+    good = measurer.tvm_space.schedule(measurer.space.sample(np.random.default_rng(0), 1)[0])[0].mod
+    results = measurer.builder.build([failing_module("build"), good])
+    assert results[0].artifact is None and "free" in results[0].error_msg
+    assert results[1].error_msg is None and os.path.exists(results[1].artifact)
+
+
+@pytest.mark.parametrize(
+    "kind, error, message",
+    [("crash", "run", "SIGABRT"), ("hang", "timeout", "timed out"), ("wrong", "wrong_result", "differs")],
+)
+def test_runner_turns_failures_into_results(measurer, kind, error, message):
+    measurer.measure(measurer.space.sample(np.random.default_rng(1), 1))  # prepares the reference
+    (built,) = measurer.builder.build([failing_module(kind)])
+    assert built.error_msg is None, built.error_msg
+    result = measurer.runner.run(built.artifact)
+    assert result.error == error and message in result.error_msg
+    # and the runner still works afterwards
+    (ok,) = measurer.measure(measurer.space.sample(np.random.default_rng(2), 1))
+    assert ok.valid and ok.latency_s > 0
+
+
+def test_valid_kernels_are_timed_and_checked(measurer):
+    results = measurer.measure(measurer.space.sample(np.random.default_rng(5), 4))
+    assert all(r.valid for r in results), [r.error_msg for r in results]
+    for r in results:
+        assert len(r.run_secs) == measurer.options.repeat
+        assert r.latency_s == pytest.approx(float(np.median(r.run_secs)))
+        assert r.build_s > 0 and r.run_s > 0

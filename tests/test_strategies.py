@@ -1,0 +1,77 @@
+"""One suite over every registered strategy: budget, no repeats, reproducibility."""
+
+import numpy as np
+import pytest
+
+from chameleon_tune.database import History
+from chameleon_tune.measure.types import MeasureOptions
+from chameleon_tune.search.base import TaskContext, make_strategy, strategy_names
+from chameleon_tune.tuner import tune
+from conftest import SyntheticMeasurer
+
+NEEDS_TVM = {"evolutionary"}
+SPACE_ONLY = [name for name in strategy_names() if name not in NEEDS_TVM]
+
+
+def _run(name, seed, trials=48, batch_size=16, measurer=None):
+    measurer = measurer or SyntheticMeasurer()
+    history = History(measurer.space)
+    strategy = make_strategy(name, TaskContext(measurer.space, history, seed=seed))
+    result = tune(measurer, strategy, history, trials=trials, batch_size=batch_size)
+    return result, history
+
+
+def test_registry_names_the_baselines():
+    assert {"random", "sa", "evolutionary"} <= set(strategy_names())
+    with pytest.raises(KeyError, match="choose from"):
+        make_strategy("nope", None)
+
+
+@pytest.mark.parametrize("name", SPACE_ONLY)
+def test_budget_is_spent_exactly_without_repeats(name):
+    result, history = _run(name, seed=0)
+    assert result.trials == 48 == len(history)
+    assert len({t.config for t in history.trials}) == 48
+    assert result.valid + sum(result.errors.values()) == 48
+
+
+@pytest.mark.parametrize("name", SPACE_ONLY)
+def test_same_seed_same_result(name):
+    _, a = _run(name, seed=3)
+    _, b = _run(name, seed=3)
+    _, c = _run(name, seed=4)
+    assert [t.config for t in a.trials] == [t.config for t in b.trials]
+    assert [t.config for t in a.trials] != [t.config for t in c.trials]
+
+
+def test_model_based_search_beats_random_on_a_known_landscape():
+    measurer = SyntheticMeasurer()
+    best = {}
+    for name in ("random", "sa"):
+        runs = [_run(name, seed, trials=96, batch_size=16)[0].best_latency_s for seed in range(3)]
+        best[name] = np.median(runs)
+    assert best["sa"] < best["random"]
+    assert best["sa"] <= 3 * measurer.latency(measurer.optimum)  # within 2 squared steps of the optimum
+
+
+def test_exhausted_space_ends_tuning():
+    measurer = SyntheticMeasurer(dims=(2, 3), optimum=(1, 1))
+    result, history = _run("random", seed=0, trials=50, batch_size=4, measurer=measurer)
+    assert result.trials == 6 == len(history)
+
+
+@pytest.mark.parametrize("name", strategy_names())
+def test_every_strategy_tunes_a_real_workload(name, matmul_space):
+    from chameleon_tune.measure.tvm_measurer import TVMMeasurer
+
+    history = History(matmul_space.space)
+    measurer = TVMMeasurer(matmul_space, MeasureOptions(number=1, repeat=2, min_repeat_ms=5), flops=2 * 64**3)
+    strategy = make_strategy(name, TaskContext(matmul_space.space, history, seed=0, tvm_space=matmul_space))
+    try:
+        result = tune(measurer, strategy, history, trials=8, batch_size=4)
+    finally:
+        measurer.close()
+    assert result.trials == 8, result
+    assert result.valid == 8, [t.result.error_msg for t in history.trials if not t.result.valid]
+    assert len({t.config for t in history.trials}) == 8
+    assert result.best_gflops > 0.1
