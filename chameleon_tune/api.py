@@ -18,7 +18,7 @@ from .search.base import TaskContext, make_strategy, strategy_names
 from .tuner import OnTrial, TuneResult, tune
 from .workloads import DEFAULT_WORKLOAD, get_workload
 
-DEFAULT_STRATEGY = "sa"
+DEFAULT_STRATEGY = "chameleon"
 
 
 class UsageError(ValueError):
@@ -83,18 +83,38 @@ def tune_workload(
     batch_size: int = 64,
     early_stopping: int | None = None,
     on_trial: OnTrial | None = None,
+    warm_start: str | None = None,
 ) -> TuneResult:
-    """Tune one built-in workload; with ``work_dir`` records persist and reruns resume."""
+    """Tune one built-in workload; with ``work_dir`` records persist and reruns resume.
+
+    ``warm_start`` is a policy file (``policy.pt`` of another run's work directory)
+    that the learning strategies (``chameleon``, ``rl``, ``rl+as``) start from.
+    """
     if trials < 1:
         raise UsageError("--trials must be at least 1")
+    if warm_start is not None and not os.path.isfile(warm_start):
+        raise UsageError(f"warm-start policy {warm_start!r} does not exist")
     start = time.perf_counter()
     task = open_task(workload, target=target, work_dir=work_dir, strategy=strategy, options=options, seed=seed)
     try:
-        context = TaskContext(task.tvm_space.space, task.history, seed=seed, tvm_space=task.tvm_space)
+        tvm_space = task.tvm_space
+        context = TaskContext(
+            tvm_space.space,
+            task.history,
+            seed=seed,
+            tvm_space=tvm_space,
+            is_valid=lambda config: tvm_space.schedule(config)[0] is not None,
+            work_dir=work_dir,
+            warm_start=warm_start,
+        )
+        try:
+            search = make_strategy(strategy, context)
+        except ValueError as exc:  # e.g. a warm-start policy for another number of knobs
+            raise UsageError(str(exc)) from None
         setup_s = time.perf_counter() - start
         result = tune(
             task.measurer,
-            make_strategy(strategy, context),
+            search,
             task.history,
             trials=trials,
             batch_size=batch_size,

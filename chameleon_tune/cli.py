@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tune = commands.add_parser("tune", help="tune one operator on this machine")
     tune.add_argument("--workload", default=DEFAULT_WORKLOAD, help=f"built-in workload (default {DEFAULT_WORKLOAD}; see `chameleon workloads`)")
-    tune.add_argument("--strategy", default=None, help="search strategy (default: sa)")
+    tune.add_argument("--strategy", default=None, help="search strategy (default: chameleon; see README)")
     tune.add_argument("--trials", type=int, default=200, help="measurement budget, resumed trials included (default 200)")
     tune.add_argument("--target", default="llvm", help="TVM target (default llvm: the host CPU, microarchitecture detected)")
     tune.add_argument("--work-dir", default=None, help="where records go; a rerun over it resumes (default: runs/<workload>-<strategy>-s<seed>)")
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--cache-flush", action="store_true", help="flush CPU caches before each timed call")
     tune.add_argument("--build-timeout", type=float, default=30.0, help="seconds allowed to compile one configuration")
     tune.add_argument("--run-timeout", type=float, default=10.0, help="seconds allowed to check and time one configuration")
+    tune.add_argument("--warm-start", default=None, help="policy.pt of an earlier run to start the RL agent from")
     tune.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
 
     workloads = commands.add_parser("workloads", help="list the built-in workloads")
@@ -99,6 +100,7 @@ def _tune(args) -> int:
             batch_size=args.batch_size,
             early_stopping=args.early_stopping,
             on_trial=progress.update,
+            warm_start=args.warm_start,
         )
     except KeyboardInterrupt:
         progress.close()

@@ -7,7 +7,6 @@ skips building a DMatrix per call.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,7 +72,9 @@ class XGBoostCostModel:
             "gamma": self.config.gamma,
             "min_child_weight": self.config.min_child_weight,
             "tree_method": "hist",
-            "nthread": os.cpu_count() or 1,
+            # Hundreds of rows: threads cost more than they save, and they spin
+            # against the compiler workers on a small machine.
+            "nthread": 1,
             "seed": self.seed,
             "verbosity": 0,
         }

@@ -9,7 +9,6 @@ one batched cost-model call.
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +16,7 @@ import numpy as np
 from ..cost_model import XGBoostCostModel
 from ..space import Config, Space
 from .base import TaskContext, register
-from .model_based import ModelBasedStrategy
+from .model_based import ModelBasedStrategy, TopK
 
 
 @dataclass(frozen=True)
@@ -45,8 +44,8 @@ class SimulatedAnnealing:
         cfg = self.config
         points = self.points if cfg.persistent and self.points is not None else self.space.sample(self.rng, cfg.parallel_size)
         scores = np.array(model.predict(points), dtype=np.float64)
-        top = _TopK(n, exclude, self.space.n_knobs)
-        top.offer(self.space.keys(points), scores)
+        top = TopK(self.space, n, exclude)
+        top.offer(points, scores)
         temp, cool = cfg.temp[0], (cfg.temp[0] - cfg.temp[1]) / (cfg.n_iter + 1)
         step = last_improved = 0
         while step < cfg.n_iter and step < last_improved + cfg.early_stop:
@@ -55,7 +54,7 @@ class SimulatedAnnealing:
             accept_prob = np.exp(np.minimum((moved_scores - scores) / (temp + 1e-5), 1))
             accept = self.rng.random(len(points)) < accept_prob
             points[accept], scores[accept] = moved[accept], moved_scores[accept]
-            if top.offer(self.space.keys(moved), moved_scores):
+            if top.offer(moved, moved_scores):
                 last_improved = step
             step += 1
             temp -= cool
@@ -63,39 +62,11 @@ class SimulatedAnnealing:
         return top.best()
 
 
-class _TopK:
-    """The ``k`` best-scored distinct configurations not in ``exclude``."""
-
-    def __init__(self, k: int, exclude: set[Config], n_knobs: int) -> None:
-        self.k = k
-        self.n_knobs = n_knobs
-        self.exclude = exclude
-        self.heap: list[tuple[float, Config]] = []
-        self.members: set[Config] = set()
-
-    def offer(self, keys: list[Config], scores: np.ndarray) -> bool:
-        changed = False
-        for key, score in zip(keys, scores.tolist()):
-            if key in self.members or key in self.exclude:
-                continue
-            if len(self.heap) < self.k:
-                heapq.heappush(self.heap, (score, key))
-            elif score > self.heap[0][0]:
-                _, dropped = heapq.heapreplace(self.heap, (score, key))
-                self.members.discard(dropped)
-            else:
-                continue
-            self.members.add(key)
-            changed = True
-        return changed
-
-    def best(self) -> np.ndarray:
-        ordered = sorted(self.heap, key=lambda item: -item[0])
-        return np.array([key for _, key in ordered], dtype=np.int64).reshape(len(ordered), self.n_knobs)
+def annealing_for(task: TaskContext) -> SimulatedAnnealing:
+    return SimulatedAnnealing(task.space, np.random.default_rng(task.seed + 1))
 
 
 @register("sa")
 def simulated_annealing(task: TaskContext) -> ModelBasedStrategy:
     """AutoTVM's XGBTuner: XGBoost (rank loss) + simulated annealing, epsilon-greedy."""
-    optimizer = SimulatedAnnealing(task.space, np.random.default_rng(task.seed + 1))
-    return ModelBasedStrategy(task, optimizer)
+    return ModelBasedStrategy(task, annealing_for(task))

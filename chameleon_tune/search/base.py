@@ -27,6 +27,12 @@ class TaskContext:
     seed: int = 0
     tvm_space: Any = None
     """The TVM adapter, for strategies that drive MetaSchedule itself (else None)."""
+    is_valid: Callable[[np.ndarray], bool] | None = None
+    """Cheap validity check of a configuration before measuring it (None: assume valid)."""
+    work_dir: str | None = None
+    """Where a strategy may keep state that a resumed run reloads (e.g. a policy)."""
+    warm_start: str | None = None
+    """A saved policy to start from (strategies that learn one)."""
 
 
 class Strategy(abc.ABC):
@@ -86,4 +92,4 @@ def make_strategy(name: str, task: TaskContext) -> Strategy:
 
 def _load_builtin() -> None:
     # Importing the modules runs their @register decorators.
-    from . import annealing, evolutionary, random  # noqa: F401
+    from . import annealing, chameleon, evolutionary, random  # noqa: F401

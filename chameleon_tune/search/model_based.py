@@ -8,15 +8,23 @@ the last ``epsilon`` share replaced by random picks to keep exploring.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
 from ..cost_model import CostModelConfig, XGBoostCostModel
 from ..measure.types import MeasureResult
-from ..space import Config
+from ..space import Config, Space
 from .base import Strategy, TaskContext
+
+
+class Sampler(Protocol):
+    def select(
+        self, candidates: np.ndarray, is_measured: Callable[[Config], bool], is_valid: Callable[[np.ndarray], bool] | None
+    ) -> np.ndarray:
+        """The configurations to measure out of an optimizer's candidates."""
 
 
 class Optimizer(Protocol):
@@ -35,10 +43,17 @@ class ModelBasedConfig:
 
 
 class ModelBasedStrategy(Strategy):
-    def __init__(self, task: TaskContext, optimizer: Optimizer, config: ModelBasedConfig = ModelBasedConfig()) -> None:
+    def __init__(
+        self,
+        task: TaskContext,
+        optimizer: Optimizer,
+        config: ModelBasedConfig = ModelBasedConfig(),
+        sampler: Sampler | None = None,
+    ) -> None:
         super().__init__(task)
         self.config = config
         self.optimizer = optimizer
+        self.sampler = sampler
         self.model = XGBoostCostModel(self.space, config.cost_model, seed=task.seed)
 
     def propose(self, n: int) -> np.ndarray:
@@ -48,7 +63,11 @@ class ModelBasedStrategy(Strategy):
         return self.select(plan, n)
 
     def select(self, plan: np.ndarray, n: int) -> np.ndarray:
-        """The batch to measure from the plan: its best, with an epsilon share random."""
+        """The batch to measure from the plan: a sampler's choice, or (AutoTVM) the
+        plan's best with an epsilon share random."""
+        if self.sampler is not None:
+            measured = self.measured_keys()
+            return self.sampler.select(plan, measured.__contains__, self.task.is_valid)[:n]
         n_random = int(self.config.epsilon * n)
         chosen = plan[: n - n_random]
         extra = self.random_unmeasured(n - len(chosen), exclude=set(self.space.keys(chosen)))
@@ -59,3 +78,43 @@ class ModelBasedStrategy(Strategy):
 
     def update(self, configs: np.ndarray, results: list[MeasureResult]) -> None:
         self.model.fit(self.history.configs, self.history.latencies)
+
+
+class TopK:
+    """The ``k`` best-scored distinct configurations not in ``exclude``.
+
+    Offered batches are first cut to the rows that beat the current k-th
+    score, so the per-row Python work stays small however many walkers step.
+    """
+
+    def __init__(self, space: Space, k: int, exclude: set[Config]) -> None:
+        self.space = space
+        self.k = k
+        self.exclude = exclude
+        self.heap: list[tuple[float, Config]] = []
+        self.members: set[Config] = set()
+
+    def offer(self, configs: np.ndarray, scores: np.ndarray) -> bool:
+        """Consider a batch; True if the top list changed."""
+        scores = np.asarray(scores, dtype=np.float64)
+        if len(self.heap) == self.k:
+            better = scores > self.heap[0][0]
+            configs, scores = configs[better], scores[better]
+        changed = False
+        for key, score in zip(self.space.keys(configs), scores.tolist()):
+            if key in self.members or key in self.exclude:
+                continue
+            if len(self.heap) < self.k:
+                heapq.heappush(self.heap, (score, key))
+            elif score > self.heap[0][0]:
+                _, dropped = heapq.heapreplace(self.heap, (score, key))
+                self.members.discard(dropped)
+            else:
+                continue
+            self.members.add(key)
+            changed = True
+        return changed
+
+    def best(self) -> np.ndarray:
+        ordered = sorted(self.heap, key=lambda item: -item[0])
+        return np.array([key for _, key in ordered], dtype=np.int64).reshape(len(ordered), self.space.n_knobs)
