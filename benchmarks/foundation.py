@@ -29,7 +29,7 @@ def ours(tvm_space, configs, options):
 
     measurer = TVMMeasurer(tvm_space, options)
     try:
-        measurer._prepare()  # worker start-up and the reference build are one-off costs, reported apart
+        measurer.prepare()  # worker start-up and the reference build are one-off costs, reported apart
         start = time.perf_counter()
         results = measurer.measure(configs)
         wall = time.perf_counter() - start
@@ -53,7 +53,7 @@ def stock(tvm_space, configs, options, builder_timeout_s):
     start = time.perf_counter()
     built = builder.build([ms.builder.BuilderInput(s.mod, tvm_space.target) for s in schedules])
     inputs = [
-        ms.runner.RunnerInput(b.artifact_path, device_type="llvm", args_info=args_info)
+        ms.runner.RunnerInput(b.artifact_path, device_type="cpu", args_info=args_info)
         for b in built
         if b.error_msg is None
     ]

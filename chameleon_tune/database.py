@@ -110,6 +110,11 @@ class History:
         return self.space.key(config) in self._keys
 
     @property
+    def keys(self) -> frozenset[Config]:
+        """Keys of every measured configuration."""
+        return frozenset(self._keys)
+
+    @property
     def configs(self) -> np.ndarray:
         return np.array([t.config for t in self.trials], dtype=np.int64).reshape(-1, self.space.n_knobs)
 

@@ -34,7 +34,7 @@ class AdaptiveSamplingConfig:
     """Cluster on all knobs scaled to [0, 1]; False clusters on the two knobs with the most choices (the release)."""
     synthesis: bool = True
     """Replace duplicate or invalid representatives by mode synthesis; False drops them (the ``rl+as`` ablation)."""
-    n_init: int = 10
+    n_init: int = 3
     """k-means restarts per k; the best loss is kept, so the knee is not an artefact of a bad start."""
     max_tries: int = 64
     """Redraws per cluster before synthesis gives up and the cluster contributes nothing."""

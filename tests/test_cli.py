@@ -63,3 +63,30 @@ def test_work_dir_of_another_task_is_refused(tmp_path):
     (work / "run.json").write_text(json.dumps({"workload": "matmul.128", "target": "x", "strategy": "sa"}))
     out = chameleon("tune", "--workload", "matmul.64", "--work-dir", str(work))
     assert out.returncode == 2 and "holds workload 'matmul.128'" in out.stderr
+
+
+def test_ctrl_c_keeps_every_finished_trial(tmp_path):
+    import signal
+    import time
+
+    work = tmp_path / "w"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chameleon_tune.cli", "tune", "--workload", "matmul.64", "--strategy", "random",
+         "--trials", "500", "--batch-size", "4", "--work-dir", str(work)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    history = work / "history.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and (not history.exists() or len(history.read_text().splitlines()) < 6):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    trials = [json.loads(line) for line in history.read_text().splitlines()]
+    assert 6 <= len(trials) < 500
+    # and the run resumes from there
+    out = chameleon("tune", "--workload", "matmul.64", "--strategy", "random", "--trials", str(len(trials) + 2),
+                    "--work-dir", str(work), "--json")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1])["resumed"] == len(trials)

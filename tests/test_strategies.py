@@ -75,3 +75,13 @@ def test_every_strategy_tunes_a_real_workload(name, matmul_space):
     assert result.valid == 8, [t.result.error_msg for t in history.trials if not t.result.valid]
     assert len({t.config for t in history.trials}) == 8
     assert result.best_gflops > 0.1
+
+
+def test_early_stopping_ends_a_stalled_run():
+    measurer = SyntheticMeasurer()
+    history = History(measurer.space)
+    strategy = make_strategy("random", TaskContext(measurer.space, history, seed=0))
+    result = tune(measurer, strategy, history, trials=500, batch_size=4, early_stopping=12)
+    assert result.stopped_early and result.trials < 500
+    latencies = history.latencies
+    assert len(latencies) - 1 - int(np.argmin(latencies)) >= 12

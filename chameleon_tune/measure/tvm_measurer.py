@@ -46,7 +46,7 @@ class TVMMeasurer(Measurer):
             self.workload = self.database.commit_workload(tvm_space.mod)
         self._prepared = False
 
-    def _prepare(self) -> None:
+    def prepare(self) -> None:
         """Build the untransformed workload once: the reference every kernel is checked against."""
         self.builder.start()
         reference = None
@@ -60,7 +60,7 @@ class TVMMeasurer(Measurer):
 
     def measure(self, configs: np.ndarray, on_result: OnResult | None = None) -> list[MeasureResult]:
         if not self._prepared:
-            self._prepare()
+            self.prepare()
         results: list[MeasureResult | None] = [None] * len(configs)
         build_start = time.perf_counter()
         schedules, to_build = {}, []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import multiprocessing as mp
+import signal
 from typing import Any, Callable
 
 from .types import short_error
@@ -32,6 +33,8 @@ class RemoteError(Exception):
 
 
 def _serve(conn, preload: tuple[str, ...]) -> None:
+    # Ctrl-C reaches the whole process group; the parent decides what stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for module in preload:
         importlib.import_module(module)
     conn.send("ready")
@@ -121,8 +124,6 @@ def _describe_exit(code: int | None) -> str:
     if code is None:
         return "no exit code"
     if code < 0:
-        import signal
-
         try:
             return f"killed by {signal.Signals(-code).name}"
         except ValueError:

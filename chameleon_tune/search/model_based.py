@@ -43,6 +43,8 @@ class ModelBasedConfig:
 
 
 class ModelBasedStrategy(Strategy):
+    """Cost model + optimizer (+ optional sampler): ``sa``, ``rl`` and the Chameleon variants."""
+
     def __init__(
         self,
         task: TaskContext,
@@ -59,22 +61,18 @@ class ModelBasedStrategy(Strategy):
     def propose(self, n: int) -> np.ndarray:
         if not self.model.trained:
             return self.random_unmeasured(n)  # nothing to search on before the first measurements
-        plan = self.optimizer.find_maximums(self.model, self.config.plan_size, self.measured_keys())
+        plan = self.optimizer.find_maximums(self.model, self.config.plan_size, self.history.keys)
         return self.select(plan, n)
 
     def select(self, plan: np.ndarray, n: int) -> np.ndarray:
         """The batch to measure from the plan: a sampler's choice, or (AutoTVM) the
         plan's best with an epsilon share random."""
         if self.sampler is not None:
-            measured = self.measured_keys()
-            return self.sampler.select(plan, measured.__contains__, self.task.is_valid)[:n]
+            return self.sampler.select(plan, self.history.keys.__contains__, self.task.is_valid)[:n]
         n_random = int(self.config.epsilon * n)
         chosen = plan[: n - n_random]
         extra = self.random_unmeasured(n - len(chosen), exclude=set(self.space.keys(chosen)))
         return np.concatenate([chosen, extra]) if len(extra) else chosen
-
-    def measured_keys(self) -> set[Config]:
-        return {t.config for t in self.history.trials}
 
     def update(self, configs: np.ndarray, results: list[MeasureResult]) -> None:
         self.model.fit(self.history.configs, self.history.latencies)

@@ -32,10 +32,10 @@ class PPOConfig:
 
     n_walkers: int = 128
     """Walkers (parallel episodes) per rollout, each from a random start."""
-    rollouts: int = 4
+    rollouts: int = 2
     """Rollout-then-update rounds per search (the top list spans all of them)."""
-    max_steps: int = 500
-    """Maximum steps of one walk."""
+    max_steps: int = 100
+    """Maximum steps of one walk (paper: 500; see BENCHMARKS.md for why 100)."""
     stuck_fraction: float = 0.75
     """A walk ends when at least this share of knobs is stuck."""
     hidden: int = 20
