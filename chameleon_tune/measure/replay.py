@@ -1,0 +1,134 @@
+"""Recorded search spaces: Kernel Tuner cache files as a measurer, no compiler needed.
+
+A cache file holds exhaustive measurements of one kernel: ``tune_params_keys``
+(ordered names), ``tune_params`` (name -> ordered values), ``objective`` and
+``cache``, a mapping from the configuration's values joined by commas to a
+record with the objective (a number, lower is better, or an error string),
+often ``compile_time`` and ``benchmark_time`` in ms. Every tune parameter
+becomes a knob; a configuration absent from the cache or recorded as an error
+is invalid. Each evaluation is charged its recorded compile and benchmark time,
+so replays report simulated tuning time as well as evaluations.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..space import Knob, Space
+from .base import Measurer, OnResult
+from .types import BUILD, INVALID, RUN, MeasureResult
+
+#: Kernel Tuner's error strings and the error kind each one is here.
+ERROR_STRINGS = {"InvalidConfig": INVALID, "CompilationFailedConfig": BUILD, "RuntimeFailedConfig": RUN}
+_REQUIRED = ("tune_params_keys", "tune_params", "objective", "cache")
+
+
+class CacheFileError(ValueError):
+    """The file is not a usable Kernel Tuner cache; the message names the problem."""
+
+
+@dataclass(frozen=True)
+class CacheFile:
+    space: Space
+    objective: str
+    records: dict[str, dict]
+    meta: dict
+
+    @property
+    def optimum(self) -> float:
+        """The best (lowest) valid objective value recorded."""
+        return min(float(r[self.objective]) for r in self.records.values() if _valid(r.get(self.objective)))
+
+
+def _valid(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def cache_key(values) -> str:
+    """Kernel Tuner's cache key: the values, as ``str``, joined by commas."""
+    return ",".join(str(v) for v in values)
+
+
+def load_cache(path: str) -> CacheFile:
+    """Read and check a cache file (``.json`` or gzip-compressed)."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise CacheFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise CacheFileError(f"{path} is not valid gzip: {exc}") from None
+    elif path.endswith(".gz"):
+        raise CacheFileError(f"{path} ends in .gz but is not gzip-compressed")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CacheFileError(f"{path} is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise CacheFileError(f"{path} is not a Kernel Tuner cache: expected a JSON object")
+    missing = [key for key in _REQUIRED if key not in data]
+    if missing:
+        raise CacheFileError(f"{path} lacks {', '.join(missing)}")
+    names, params, objective, cache = data["tune_params_keys"], data["tune_params"], data["objective"], data["cache"]
+    if not isinstance(params, dict) or not isinstance(cache, dict) or not isinstance(names, list):
+        raise CacheFileError(f"{path}: tune_params and cache must be objects, tune_params_keys a list")
+    if sorted(names) != sorted(params):
+        raise CacheFileError(f"{path}: tune_params_keys {names} disagree with tune_params {sorted(params)}")
+    if not names or any(not params[n] for n in names):
+        raise CacheFileError(f"{path}: the space is empty")
+    space = Space(tuple(Knob(name, tuple(params[name])) for name in names))
+    for key, record in cache.items():
+        if not isinstance(record, dict) or objective not in record:
+            raise CacheFileError(f"{path}: cache entry {key!r} has no {objective!r}")
+        if not (_valid(record[objective]) or isinstance(record[objective], str)):
+            raise CacheFileError(f"{path}: cache entry {key!r} has objective {record[objective]!r}")
+    result = CacheFile(space, objective, cache, {k: v for k, v in data.items() if k != "cache"})
+    if not any(_valid(r[objective]) for r in cache.values()):
+        raise CacheFileError(f"{path}: no valid measurement in the cache")
+    return result
+
+
+class ReplayMeasurer(Measurer):
+    """Looks configurations up in a cache file instead of compiling and timing them.
+
+    ``latency_s`` is the objective (converted from ms when it is ``time``);
+    ``build_s`` and ``run_s`` are the recorded compile and benchmark times, so
+    the measurer's totals are the simulated tuning time.
+    """
+
+    def __init__(self, cache: CacheFile) -> None:
+        self.cache = cache
+        self.space = cache.space
+        self.scale = 1e-3 if cache.objective == "time" else 1.0
+        self.build_s = self.run_s = 0.0
+
+    def measure(self, configs: np.ndarray, on_result: OnResult | None = None) -> list[MeasureResult]:
+        results = []
+        for i, config in enumerate(configs):
+            result = self._lookup(config)
+            self.build_s += result.build_s
+            self.run_s += result.run_s
+            results.append(result)
+            if on_result is not None:
+                on_result(i, result)
+        return results
+
+    def _lookup(self, config) -> MeasureResult:
+        values = [knob.choices[int(c)] for knob, c in zip(self.space.knobs, config)]
+        record = self.cache.records.get(cache_key(values))
+        if record is None:
+            return MeasureResult.failed(INVALID, "not in the cache")
+        build_s = float(record.get("compile_time", 0.0)) * 1e-3
+        run_s = float(record.get("benchmark_time", 0.0)) * 1e-3
+        value = record[self.cache.objective]
+        if not _valid(value):
+            return MeasureResult.failed(ERROR_STRINGS.get(value, RUN), str(value), build_s, run_s)
+        times = tuple(float(t) * self.scale for t in record.get("times", ())) or (float(value) * self.scale,)
+        return MeasureResult(float(value) * self.scale, times, build_s=build_s, run_s=run_s)

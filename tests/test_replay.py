@@ -1,0 +1,95 @@
+"""Recorded Kernel Tuner spaces: parsing, the knob space, budget accounting, bad files."""
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+
+from chameleon_tune.database import History
+from chameleon_tune.measure.replay import CacheFileError, ReplayMeasurer, cache_key, load_cache
+from chameleon_tune.search.base import TaskContext, make_strategy, strategy_names
+from chameleon_tune.tuner import tune
+
+NEEDS_TVM = {"evolutionary"}
+
+
+def make_cache(path, gz=False):
+    """A 6x5x4 space with a known optimum, invalid and failed entries, and one missing."""
+    params = {"block_x": [16, 32, 64, 128, 256, 512], "tile": [1, 2, 4, 8, 16], "unroll": [0, 1, 2, 3]}
+    keys = list(params)
+    cache = {}
+    for i, bx in enumerate(params["block_x"]):
+        for j, t in enumerate(params["tile"]):
+            for k, u in enumerate(params["unroll"]):
+                record = {"block_x": bx, "tile": t, "unroll": u, "compile_time": 200.0, "benchmark_time": 50.0}
+                if (i, j, k) == (5, 4, 3):
+                    continue  # never measured: invalid when replayed
+                if t == 16 and bx == 512:
+                    record["time"] = "InvalidConfig"
+                elif (i + j + k) % 11 == 0:
+                    record["time"] = "CompilationFailedConfig"
+                else:
+                    record["time"] = 1.0 + (i - 3) ** 2 + (j - 2) ** 2 + 0.5 * (k - 1) ** 2
+                    record["times"] = [record["time"]] * 3
+                cache[cache_key([bx, t, u])] = record
+    data = {"device_name": "test", "kernel_name": "k", "problem_size": [1024], "tune_params_keys": keys,
+            "tune_params": params, "objective": "time", "cache": cache}  # fmt: skip
+    text = json.dumps(data).encode()
+    path.write_bytes(gzip.compress(text) if gz else text)
+    return path
+
+
+def test_parsing_and_the_space(tmp_path):
+    cache = load_cache(str(make_cache(tmp_path / "c.json")))
+    assert cache.space.names == ["block_x", "tile", "unroll"]
+    assert cache.space.knobs[0].choices == (16, 32, 64, 128, 256, 512)
+    assert cache.optimum == 1.0
+    gz = load_cache(str(make_cache(tmp_path / "c.json.gz", gz=True)))
+    assert gz.records == cache.records
+
+
+def test_lookup_errors_and_simulated_time(tmp_path):
+    measurer = ReplayMeasurer(load_cache(str(make_cache(tmp_path / "c.json"))))
+    best, invalid, failed, missing = measurer.measure(np.array([[3, 2, 1], [5, 4, 0], [0, 0, 0], [5, 4, 3]]))
+    assert best.valid and best.latency_s == pytest.approx(1e-3)
+    assert invalid.error == "invalid" and "InvalidConfig" in invalid.error_msg
+    assert failed.error == "build"
+    assert missing.error == "invalid" and "not in the cache" in missing.error_msg
+    # three recorded entries charged 200 ms compile + 50 ms benchmark each; the missing one nothing
+    assert measurer.build_s == pytest.approx(0.6) and measurer.run_s == pytest.approx(0.15)
+
+
+@pytest.mark.parametrize("name", [n for n in strategy_names() if n not in NEEDS_TVM])
+def test_every_strategy_replays_within_budget(tmp_path, name):
+    measurer = ReplayMeasurer(load_cache(str(make_cache(tmp_path / "c.json"))))
+    history = History(measurer.space)
+    strategy = make_strategy(name, TaskContext(measurer.space, history, seed=0))
+    result = tune(measurer, strategy, history, trials=40, batch_size=8)
+    assert result.trials == 40 and len({t.config for t in history.trials}) == 40
+    assert measurer.build_s == pytest.approx(0.2 * sum(t.result.error_msg != "not in the cache" for t in history.trials))
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"not json", "not JSON"),
+        (b"[1, 2]", "JSON object"),
+        (json.dumps({"tune_params": {}, "cache": {}}).encode(), "lacks tune_params_keys"),
+        (json.dumps({"tune_params_keys": ["a", "b"], "tune_params": {"a": [1]}, "objective": "time", "cache": {}}).encode(), "disagree"),
+        (json.dumps({"tune_params_keys": ["a"], "tune_params": {"a": []}, "objective": "time", "cache": {}}).encode(), "empty"),
+        (json.dumps({"tune_params_keys": ["a"], "tune_params": {"a": [1]}, "objective": "time", "cache": {"1": {"time": "InvalidConfig"}}}).encode(), "no valid"),
+    ],
+)
+def test_bad_files_are_named_errors(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    with pytest.raises(CacheFileError, match=message):
+        load_cache(str(path))
+
+
+def test_fake_gzip_is_an_error(tmp_path):
+    path = tmp_path / "bad.json.gz"
+    path.write_bytes(b"{}")
+    with pytest.raises(CacheFileError, match="not gzip"):
+        load_cache(str(path))
