@@ -139,16 +139,21 @@ def _target(spec: str):
     return target
 
 
-def _claim_work_dir(work_dir: str, meta: dict) -> None:
-    """Create the work directory, or check that it holds this same task."""
+def check_writable(directory: str) -> None:
+    """Create ``directory`` if needed and prove it writable, before any work starts."""
     try:
-        os.makedirs(work_dir, exist_ok=True)
-        probe = os.path.join(work_dir, ".write-test")
+        os.makedirs(directory, exist_ok=True)
+        probe = os.path.join(directory, ".write-test")
         with open(probe, "w"):
             pass
         os.remove(probe)
     except OSError as exc:
-        raise UsageError(f"cannot write to work directory {work_dir!r}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot write to directory {directory!r}: {exc.strerror or exc}") from None
+
+
+def _claim_work_dir(work_dir: str, meta: dict) -> None:
+    """Create the work directory, or check that it holds this same task."""
+    check_writable(work_dir)
     path = os.path.join(work_dir, "run.json")
     if os.path.exists(path):
         try:

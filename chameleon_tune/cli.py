@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .workloads import DEFAULT_WORKLOAD
@@ -39,6 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--warm-start", default=None, help="policy.pt of an earlier run to start the RL agent from")
     tune.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
 
+    replay = commands.add_parser("replay", help="run strategies on a recorded (Kernel Tuner cache) search space")
+    replay.add_argument("file", help="Kernel Tuner cache file (.json or .json.gz)")
+    replay.add_argument("--strategies", default="chameleon,sa,random", help="comma-separated (default chameleon,sa,random)")
+    replay.add_argument("--budget", type=int, default=100, help="evaluations per run (default 100)")
+    replay.add_argument("--seeds", type=int, default=3, help="runs per strategy (default 3)")
+    replay.add_argument("--batch-size", type=int, default=16, help="evaluations per search iteration (default 16)")
+    replay.add_argument("--out", default="replay-report", help="directory for report.md, summary.json and the plot")
+    replay.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
+
     workloads = commands.add_parser("workloads", help="list the built-in workloads")
     workloads.add_argument("--json", action="store_true", help="print a JSON list")
     return parser
@@ -51,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "workloads":
             return _workloads(args)
+        if args.command == "replay":
+            return _replay(args)
         return _tune(args)
     except UsageError as exc:
         sys.stderr.write(f"chameleon: error: {exc}\n")
@@ -67,6 +79,36 @@ def _workloads(args) -> int:
     print(f"{'name':<16} {'op':<8} {'shape':<34} {'GFLOP':>8}")
     for w in items:
         print(f"{w.name:<16} {w.op:<8} {w.shape_str:<34} {w.flops / 1e9:>8.3f}")
+    return 0
+
+
+def _replay(args) -> int:
+    from .api import UsageError, check_writable
+    from .measure.replay import CacheFileError, load_cache
+    from .replay import replay, write_report
+    from .search.base import strategy_names
+
+    strategies = [s for s in args.strategies.split(",") if s]
+    unknown = [s for s in strategies if s not in strategy_names()]
+    if unknown or not strategies:
+        raise UsageError(f"unknown strategy {','.join(unknown)!r}; choose from: {', '.join(strategy_names())}")
+    if "evolutionary" in strategies:
+        raise UsageError("evolutionary drives MetaSchedule and needs a TVM workload; it cannot replay a cache file")
+    if min(args.budget, args.seeds, args.batch_size) < 1:
+        raise UsageError("--budget, --seeds and --batch-size must be at least 1")
+    check_writable(args.out)
+    try:
+        cache = load_cache(args.file)
+    except CacheFileError as exc:
+        raise UsageError(str(exc)) from None
+    summary = replay(cache, strategies, budget=args.budget, seeds=args.seeds, batch_size=args.batch_size)
+    write_report(summary, args.out)
+    for name, agg in summary["strategies"].items():
+        reach = ", ".join(f"{level} in {agg[level]['evaluations_median']}" for level in ("90%", "95%", "99%"))
+        print(f"{name:<12} final {agg['final_fraction_median']:.3f} of optimum; median evaluations to {reach}")
+    print(f"report     {os.path.join(args.out, 'report.md')}")
+    if args.json:
+        print(json.dumps({k: v for k, v in summary.items() if k != "runs"}))
     return 0
 
 

@@ -93,3 +93,59 @@ def test_fake_gzip_is_an_error(tmp_path):
     path.write_bytes(b"{}")
     with pytest.raises(CacheFileError, match="not gzip"):
         load_cache(str(path))
+
+
+def test_reached_at_on_a_known_history():
+    from chameleon_tune.replay import fraction_of_optimum, reached
+    from chameleon_tune.space import Knob, Space
+    from chameleon_tune.measure.types import MeasureResult
+
+    space = Space((Knob("a", tuple(range(10))),))
+    history = History(space)
+    for i, latency in enumerate([None, 4.0, 2.0, 1.05, 3.0, 1.0]):
+        result = MeasureResult(latency, (latency,)) if latency else MeasureResult.failed("invalid", "x")
+        history.append([i], result, 0.0, 0.0)
+    fraction = fraction_of_optimum(history, optimum=1.0)
+    np.testing.assert_allclose(fraction, [0.0, 0.25, 0.5, 1 / 1.05, 1 / 1.05, 1.0])
+    elapsed = np.arange(1.0, 7.0) * 10
+    assert reached(fraction, elapsed, 0.90) == {"evaluations": 4, "simulated_s": 40.0}
+    assert reached(fraction, elapsed, 0.99) == {"evaluations": 6, "simulated_s": 60.0}
+    assert reached(fraction[:5], elapsed[:5], 0.99) == {"evaluations": None, "simulated_s": None}
+
+
+def test_replay_cli_writes_the_report(tmp_path):
+    import subprocess
+    import sys
+
+    cache = make_cache(tmp_path / "c.json.gz", gz=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "chameleon_tune.cli", "replay", str(cache), "--strategies", "sa,random",
+         "--budget", "30", "--seeds", "2", "--out", str(tmp_path / "rep"), "--json"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(summary["strategies"]) == {"sa", "random"} and summary["optimum"] == pytest.approx(1e-3)
+    for name in ("report.md", "summary.json", "fraction_of_optimum.png"):
+        assert (tmp_path / "rep" / name).stat().st_size > 100
+    runs = json.loads((tmp_path / "rep" / "summary.json").read_text())["runs"]
+    assert len(runs) == 4 and all(len(r["fraction"]) == 30 for r in runs)
+    assert all(0 <= f <= 1 for r in runs for f in r["fraction"])
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--strategies", "magic"], "unknown strategy"),
+        (["--strategies", "evolutionary"], "needs a TVM workload"),
+        (["--budget", "0"], "at least 1"),
+        (["--out", "/proc/forbidden/x"], "cannot write"),
+    ],
+)
+def test_replay_cli_bad_input(tmp_path, args, message):
+    import subprocess
+    import sys
+
+    cache = make_cache(tmp_path / "c.json")
+    out = subprocess.run([sys.executable, "-m", "chameleon_tune.cli", "replay", str(cache), *args], capture_output=True, text=True)
+    assert out.returncode == 2 and message in out.stderr and len(out.stderr.strip().splitlines()) == 1
