@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--cache-flush", action="store_true", help="flush CPU caches before each timed call")
     tune.add_argument("--build-timeout", type=float, default=30.0, help="seconds allowed to compile one configuration")
     tune.add_argument("--run-timeout", type=float, default=10.0, help="seconds allowed to check and time one configuration")
+    tune.add_argument("--export-cache", default=None, help="also write the measured trials as a Kernel Tuner cache file (.json or .json.gz) for `chameleon replay`")
     tune.add_argument("--warm-start", default=None, help="policy.pt of an earlier run to start the RL agent from")
     tune.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
 
@@ -151,10 +152,27 @@ def _tune(args) -> int:
     progress.close()
     summary = result.to_json()
     summary["work_dir"] = work_dir
+    if args.export_cache:
+        _export(work_dir, args.export_cache, result)
     _print_summary(summary)
     if args.json:
         print(json.dumps(summary))
     return 0
+
+
+def _export(work_dir: str, path: str, result) -> None:
+    from .api import UsageError
+    from .database import History
+    from .measure.replay import export_cache
+    from .space import Space
+
+    with open(os.path.join(work_dir, "space.json")) as f:
+        space = Space.from_json(json.load(f))
+    history = History(space, os.path.join(work_dir, "history.jsonl"))
+    try:
+        export_cache(space, history.trials, path, kernel_name=result.extra.get("workload"), device_name="chameleon:" + work_dir)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 class _Progress:

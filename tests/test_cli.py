@@ -27,7 +27,7 @@ def test_workloads_json_lists_the_paper_layers():
 def test_tune_json_summary(tmp_path):
     out = chameleon(
         "tune", "--workload", "matmul.64", "--strategy", "random", "--trials", "6",
-        "--work-dir", str(tmp_path / "w"), "--seed", "2", "--json",
+        "--work-dir", str(tmp_path / "w"), "--seed", "2", "--export-cache", str(tmp_path / "c.json"), "--json",
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout.strip().splitlines()[-1])
@@ -36,6 +36,13 @@ def test_tune_json_summary(tmp_path):
     assert summary["trials"] == 6 and summary["valid"] == 6 and summary["workload"] == "matmul.64"
     assert summary["wall_s"] >= summary["build_s"] + summary["run_s"]
     assert "best" in out.stdout and "GFLOPS" in out.stdout
+    # what was measured replays: the exported cache gives back the same best latency
+    from chameleon_tune.measure.replay import ReplayMeasurer, load_cache
+
+    cache = load_cache(str(tmp_path / "c.json"))
+    assert len(cache.records) == 6 and cache.optimum * 1e-3 == pytest.approx(summary["best_latency_s"])
+    assert any("x" in str(v) for v in cache.space.knobs[1].choices)  # tilings as "AxBxCxD" strings
+    assert ReplayMeasurer(cache).space.size == cache.space.size
 
 
 @pytest.mark.parametrize(

@@ -149,3 +149,23 @@ def test_replay_cli_bad_input(tmp_path, args, message):
     cache = make_cache(tmp_path / "c.json")
     out = subprocess.run([sys.executable, "-m", "chameleon_tune.cli", "replay", str(cache), *args], capture_output=True, text=True)
     assert out.returncode == 2 and message in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_export_cache_round_trip(tmp_path):
+    from chameleon_tune.measure.replay import export_cache
+    from conftest import SyntheticMeasurer
+
+    measurer = SyntheticMeasurer()
+    history = History(measurer.space)
+    tune(measurer, make_strategy("random", TaskContext(measurer.space, history, seed=0)), history, trials=30, batch_size=10)
+    path = str(tmp_path / "exported.json.gz")
+    export_cache(measurer.space, history.trials, path, kernel_name="synthetic")
+    cache = load_cache(path)
+    assert cache.space.names == measurer.space.names and len(cache.records) == 30
+    replayed = ReplayMeasurer(cache).measure(history.configs)
+    for trial, again in zip(history.trials, replayed):
+        assert again.valid == trial.result.valid
+        if again.valid:
+            assert again.latency_s == pytest.approx(trial.result.latency_s)
+        else:
+            assert again.error == "invalid"

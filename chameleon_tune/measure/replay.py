@@ -132,3 +132,35 @@ class ReplayMeasurer(Measurer):
             return MeasureResult.failed(ERROR_STRINGS.get(value, RUN), str(value), build_s, run_s)
         times = tuple(float(t) * self.scale for t in record.get("times", ())) or (float(value) * self.scale,)
         return MeasureResult(float(value) * self.scale, times, build_s=build_s, run_s=run_s)
+
+
+#: The error string written for each of our error kinds.
+_EXPORTED_ERRORS = {INVALID: "InvalidConfig", BUILD: "CompilationFailedConfig"}
+
+
+def export_cache(space: Space, trials, path: str, **meta) -> None:
+    """Write measured trials as a Kernel Tuner cache file that :func:`load_cache` replays.
+
+    Tuple choices (tilings) become strings like ``"1x2x4x7"``, so every value
+    stays a scalar and cache keys stay unambiguous. Times are in ms.
+    """
+    params = {knob.name: [_scalar(c) for c in knob.choices] for knob in space.knobs}
+    cache = {}
+    for trial in trials:
+        values = [params[knob.name][i] for knob, i in zip(space.knobs, trial.config)]
+        r = trial.result
+        record = dict(zip(params, values))
+        record["time"] = r.latency_s * 1e3 if r.valid else _EXPORTED_ERRORS.get(r.error, "RuntimeFailedConfig")
+        if r.valid:
+            record["times"] = [s * 1e3 for s in r.run_secs]
+        record["compile_time"] = r.build_s * 1e3
+        record["benchmark_time"] = r.run_s * 1e3
+        cache[cache_key(values)] = record
+    data = {**meta, "tune_params_keys": list(params), "tune_params": params, "objective": "time", "cache": cache}
+    text = json.dumps(data).encode()
+    with open(path, "wb") as f:
+        f.write(gzip.compress(text) if path.endswith(".gz") else text)
+
+
+def _scalar(choice):
+    return "x".join(str(v) for v in choice) if isinstance(choice, tuple) else choice
