@@ -49,8 +49,7 @@ def open_task(
         wl = get_workload(workload)
     except KeyError as exc:
         raise UsageError(exc.args[0]) from None
-    if strategy not in strategy_names():
-        raise UsageError(f"unknown strategy {strategy!r}; choose from: {', '.join(strategy_names())}")
+    check_strategies([strategy])
     tvm_target = _target(target)
     if work_dir is not None:
         _claim_work_dir(work_dir, {"workload": wl.name, "target": str(tvm_target), "strategy": strategy})
@@ -125,6 +124,13 @@ def tune_workload(
         task.measurer.close()
     extra = {"workload": task.workload.name, "strategy": strategy, "setup_s": setup_s, **result.extra}
     return replace(result, extra=extra, wall_s=time.perf_counter() - start)
+
+
+def check_strategies(names: list[str]) -> None:
+    """Every name must be a registered strategy (one-line error naming the choices)."""
+    unknown = [name for name in names if name not in strategy_names()]
+    if unknown or not names:
+        raise UsageError(f"unknown strategy {','.join(unknown)!r}; choose from: {', '.join(strategy_names())}")
 
 
 def _target(spec: str):

@@ -84,15 +84,12 @@ def _workloads(args) -> int:
 
 
 def _replay(args) -> int:
-    from .api import UsageError, check_writable
+    from .api import UsageError, check_strategies, check_writable
     from .measure.replay import CacheFileError, load_cache
     from .replay import replay, write_report
-    from .search.base import strategy_names
 
     strategies = [s for s in args.strategies.split(",") if s]
-    unknown = [s for s in strategies if s not in strategy_names()]
-    if unknown or not strategies:
-        raise UsageError(f"unknown strategy {','.join(unknown)!r}; choose from: {', '.join(strategy_names())}")
+    check_strategies(strategies)
     if "evolutionary" in strategies:
         raise UsageError("evolutionary drives MetaSchedule and needs a TVM workload; it cannot replay a cache file")
     if min(args.budget, args.seeds, args.batch_size) < 1:

@@ -39,7 +39,7 @@ def reached(fraction: np.ndarray, elapsed: np.ndarray, level: float) -> dict:
 
 def replay(cache: CacheFile, strategies: list[str], *, budget: int, seeds: int, batch_size: int = 16) -> dict:
     """Run each strategy for ``seeds`` seeds; the summary as a JSON-ready dict."""
-    optimum = cache.optimum * (1e-3 if cache.objective == "time" else 1.0)
+    optimum = cache.optimum * cache.scale
     runs = []
     for strategy in strategies:
         for seed in range(seeds):

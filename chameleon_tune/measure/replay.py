@@ -39,6 +39,11 @@ class CacheFile:
     meta: dict
 
     @property
+    def scale(self) -> float:
+        """Factor from the recorded objective to our latency unit (ms -> s for ``time``)."""
+        return 1e-3 if self.objective == "time" else 1.0
+
+    @property
     def optimum(self) -> float:
         """The best (lowest) valid objective value recorded."""
         return min(float(r[self.objective]) for r in self.records.values() if _valid(r.get(self.objective)))
@@ -106,7 +111,7 @@ class ReplayMeasurer(Measurer):
     def __init__(self, cache: CacheFile) -> None:
         self.cache = cache
         self.space = cache.space
-        self.scale = 1e-3 if cache.objective == "time" else 1.0
+        self.scale = cache.scale
         self.build_s = self.run_s = 0.0
 
     def measure(self, configs: np.ndarray, on_result: OnResult | None = None) -> list[MeasureResult]:
