@@ -14,14 +14,12 @@ import argparse
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(__file__))
-from reference import torch_latency_s  # noqa: E402
+from chameleon_tune.reference import torch_latency_s
 
 
 def ours(tvm_space, configs, options):

@@ -110,6 +110,8 @@ def tune_workload(
             search = make_strategy(strategy, context)
         except ValueError as exc:  # e.g. a warm-start policy for another number of knobs
             raise UsageError(str(exc)) from None
+        # Worker start-up and the reference build are one-off setup, not tuning time.
+        task.measurer.prepare()
         setup_s = time.perf_counter() - start
         result = tune(
             task.measurer,

@@ -31,15 +31,24 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--seed", type=int, default=0)
     tune.add_argument("--batch-size", type=int, default=64, help="configurations measured per iteration (default 64)")
     tune.add_argument("--early-stopping", type=int, default=None, help="stop after this many trials without a new best")
-    tune.add_argument("--number", type=int, default=3, help="kernel calls per timed repeat")
-    tune.add_argument("--repeat", type=int, default=3, help="timed repeats per configuration (median reported)")
-    tune.add_argument("--min-repeat-ms", type=int, default=20)
-    tune.add_argument("--cache-flush", action="store_true", help="flush CPU caches before each timed call")
-    tune.add_argument("--build-timeout", type=float, default=30.0, help="seconds allowed to compile one configuration")
-    tune.add_argument("--run-timeout", type=float, default=10.0, help="seconds allowed to check and time one configuration")
+    _add_measure_arguments(tune)
     tune.add_argument("--export-cache", default=None, help="also write the measured trials as a Kernel Tuner cache file (.json or .json.gz) for `chameleon replay`")
     tune.add_argument("--warm-start", default=None, help="policy.pt of an earlier run to start the RL agent from")
     tune.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
+
+    compare = commands.add_parser("compare", help="strategies side by side on the same workloads, with plots and ratios")
+    which = compare.add_mutually_exclusive_group(required=True)
+    which.add_argument("--workload", help="comma-separated built-in workloads")
+    which.add_argument("--suite", help="alexnet, vgg16, resnet18 or paper (all three)")
+    compare.add_argument("--strategies", default="chameleon,sa,evolutionary,random", help="comma-separated (default chameleon,sa,evolutionary,random)")
+    compare.add_argument("--trials", type=int, default=64, help="measurements per run (default 64)")
+    compare.add_argument("--seeds", type=int, default=2, help="runs per strategy and workload (default 2)")
+    compare.add_argument("--reference", default=None, help="strategy the ratios are against (default sa if compared, else the first)")
+    compare.add_argument("--out", default="compare-report", help="directory for report.md, summary.json, plots and the runs (a rerun resumes)")
+    compare.add_argument("--target", default="llvm", help="TVM target (default llvm: the host CPU)")
+    compare.add_argument("--batch-size", type=int, default=16, help="configurations measured per iteration (default 16)")
+    _add_measure_arguments(compare)
+    compare.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
 
     replay = commands.add_parser("replay", help="run strategies on a recorded (Kernel Tuner cache) search space")
     replay.add_argument("file", help="Kernel Tuner cache file (.json or .json.gz)")
@@ -55,6 +64,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_measure_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--number", type=int, default=3, help="kernel calls per timed repeat")
+    parser.add_argument("--repeat", type=int, default=3, help="timed repeats per configuration (median reported)")
+    parser.add_argument("--min-repeat-ms", type=int, default=20)
+    parser.add_argument("--cache-flush", action="store_true", help="flush CPU caches before each timed call")
+    parser.add_argument("--build-timeout", type=float, default=30.0, help="seconds allowed to compile one configuration")
+    parser.add_argument("--run-timeout", type=float, default=10.0, help="seconds allowed to check and time one configuration")
+
+
+def _measure_options(args):
+    from .api import UsageError
+    from .measure.types import MeasureOptions
+
+    for name in ("number", "repeat"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name} must be at least 1")
+    return MeasureOptions(
+        number=args.number,
+        repeat=args.repeat,
+        min_repeat_ms=args.min_repeat_ms,
+        enable_cpu_cache_flush=args.cache_flush,
+        build_timeout_s=args.build_timeout,
+        run_timeout_s=args.run_timeout,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .api import UsageError
@@ -64,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             return _workloads(args)
         if args.command == "replay":
             return _replay(args)
+        if args.command == "compare":
+            return _compare(args)
         return _tune(args)
     except UsageError as exc:
         sys.stderr.write(f"chameleon: error: {exc}\n")
@@ -102,7 +139,7 @@ def _replay(args) -> int:
     summary = replay(cache, strategies, budget=args.budget, seeds=args.seeds, batch_size=args.batch_size)
     write_report(summary, args.out)
     for name, agg in summary["strategies"].items():
-        reach = ", ".join(f"{level} in {agg[level]['evaluations_median']}" for level in ("90%", "95%", "99%"))
+        reach = ", ".join(f"{level} {_count(agg[level]['evaluations_median'])}" for level in ("90%", "95%", "99%"))
         print(f"{name:<12} final {agg['final_fraction_median']:.3f} of optimum; median evaluations to {reach}")
     print(f"report     {os.path.join(args.out, 'report.md')}")
     if args.json:
@@ -110,23 +147,56 @@ def _replay(args) -> int:
     return 0
 
 
+def _compare(args) -> int:
+    from .compare import compare
+
+    options = _measure_options(args)
+    try:
+        summary = compare(
+            [w for w in args.workload.split(",") if w] if args.workload else None,
+            suite_name=args.suite,
+            strategies=[s for s in args.strategies.split(",") if s],
+            trials=args.trials,
+            seeds=args.seeds,
+            out=args.out,
+            reference=args.reference,
+            target=args.target,
+            options=options,
+            batch_size=args.batch_size,
+        )
+    except KeyboardInterrupt:
+        sys.stderr.write(f"chameleon: interrupted; finished trials are recorded under {args.out}/runs (rerun to resume)\n")
+        return 130
+    print(f"reference  {summary['reference']}; geometric means over {len(summary['workloads'])} workload(s):")
+    for strategy in summary["strategies"]:
+        cells = [
+            f"{label} {_ratio(summary[f'geomean_{key}'][strategy])}"
+            for label, key in (("measurements", "measurement_ratio"), ("time", "time_ratio"), ("quality", "quality_ratio"), ("vs PyTorch", "vs_pytorch"))
+        ]
+        print(f"{strategy:<12} " + ", ".join(cells))
+    print(f"report     {os.path.join(args.out, 'report.md')}")
+    if args.json:
+        print(json.dumps({k: v for k, v in summary.items() if k != "runs"}))
+    return 0
+
+
+def _count(value: float | None) -> str:
+    return "not reached" if value is None else f"in {value:.0f}"
+
+
+def _ratio(value: float | None) -> str:
+    return "not reached" if value is None else f"{value:.2f}x"
+
+
 def _tune(args) -> int:
     from .api import DEFAULT_STRATEGY, UsageError, tune_workload
-    from .measure.types import MeasureOptions
 
     strategy = args.strategy or DEFAULT_STRATEGY
-    for name in ("trials", "batch_size", "number", "repeat"):
+    for name in ("trials", "batch_size"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
     work_dir = args.work_dir or f"runs/{args.workload}-{strategy}-s{args.seed}"
-    options = MeasureOptions(
-        number=args.number,
-        repeat=args.repeat,
-        min_repeat_ms=args.min_repeat_ms,
-        enable_cpu_cache_flush=args.cache_flush,
-        build_timeout_s=args.build_timeout,
-        run_timeout_s=args.run_timeout,
-    )
+    options = _measure_options(args)
     progress = _Progress(args.trials)
     try:
         result = tune_workload(

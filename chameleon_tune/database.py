@@ -24,6 +24,9 @@ class HistoryError(ValueError):
 
 @dataclass(frozen=True)
 class Trial:
+    """One measured configuration. ``started`` is when work on its batch began
+    (search included), shared by the batch; ``finished`` when its result came."""
+
     config: Config
     result: MeasureResult
     started: float
@@ -122,6 +125,24 @@ class History:
     def latencies(self) -> np.ndarray:
         """Latency per trial in seconds, ``inf`` for failed ones."""
         return np.array([t.result.latency_s if t.result.valid else np.inf for t in self.trials], dtype=np.float64)
+
+    def tuning_clock(self) -> np.ndarray:
+        """Seconds of tuning when each trial finished, pauses between resumed runs left out.
+
+        Trials of one batch share their ``started`` time; a batch adds the time from
+        that start to its last result, so the clock runs through searching, building
+        and timing, and stops while no run is going.
+        """
+        clock, offset, i = np.zeros(len(self.trials)), 0.0, 0
+        while i < len(self.trials):
+            start = self.trials[i].started
+            j = i
+            while j < len(self.trials) and self.trials[j].started == start:
+                clock[j] = offset + self.trials[j].finished - start
+                j += 1
+            offset = clock[i:j].max()
+            i = j
+        return clock
 
     def best(self) -> Trial | None:
         valid = [t for t in self.trials if t.result.valid]

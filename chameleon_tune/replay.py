@@ -14,27 +14,14 @@ import os
 
 import numpy as np
 
+from .curves import fraction_of, median_cost, reached
 from .database import History
 from .measure.replay import CacheFile, ReplayMeasurer
+from .plots import median_band, pyplot
 from .search.base import TaskContext, make_strategy
 from .tuner import tune
 
 LEVELS = (0.90, 0.95, 0.99)
-
-
-def fraction_of_optimum(history: History, optimum: float) -> np.ndarray:
-    """After each evaluation: optimum / best so far (1.0 = optimum found; 0 before any valid)."""
-    best = np.minimum.accumulate(history.latencies)
-    with np.errstate(divide="ignore"):
-        return np.where(np.isfinite(best), optimum / best, 0.0)
-
-
-def reached(fraction: np.ndarray, elapsed: np.ndarray, level: float) -> dict:
-    """Evaluations and simulated seconds until ``fraction >= level`` (None: never)."""
-    hits = np.flatnonzero(fraction >= level - 1e-12)
-    if not len(hits):
-        return {"evaluations": None, "simulated_s": None}
-    return {"evaluations": int(hits[0]) + 1, "simulated_s": float(elapsed[hits[0]])}
 
 
 def replay(cache: CacheFile, strategies: list[str], *, budget: int, seeds: int, batch_size: int = 16) -> dict:
@@ -47,7 +34,7 @@ def replay(cache: CacheFile, strategies: list[str], *, budget: int, seeds: int, 
             history = History(measurer.space)
             search = make_strategy(strategy, TaskContext(measurer.space, history, seed=seed))
             tune(measurer, search, history, trials=budget, batch_size=batch_size)
-            fraction = fraction_of_optimum(history, optimum)
+            fraction = fraction_of(history.latencies, optimum)
             elapsed = np.cumsum([t.result.build_s + t.result.run_s for t in history.trials])
             runs.append(
                 {
@@ -56,7 +43,10 @@ def replay(cache: CacheFile, strategies: list[str], *, budget: int, seeds: int, 
                     "evaluations": len(history),
                     "fraction": fraction.tolist(),
                     "simulated_s": elapsed.tolist(),
-                    "reached": {f"{int(level * 100)}%": reached(fraction, elapsed, level) for level in LEVELS},
+                    "reached": {
+                        f"{int(level * 100)}%": dict(zip(("evaluations", "simulated_s"), reached(fraction, elapsed, level)))
+                        for level in LEVELS
+                    },
                 }
             )
     return {
@@ -77,11 +67,10 @@ def _aggregate(runs: list[dict]) -> dict:
     out = {"final_fraction_median": float(np.median([r["fraction"][-1] if r["fraction"] else 0.0 for r in runs]))}
     for level in runs[0]["reached"]:
         hits = [r["reached"][level] for r in runs]
-        done = [h for h in hits if h["evaluations"] is not None]
         out[level] = {
-            "reached_in": f"{len(done)}/{len(hits)}",
-            "evaluations_median": float(np.median([h["evaluations"] for h in done])) if done else None,
-            "simulated_s_median": float(np.median([h["simulated_s"] for h in done])) if done else None,
+            "reached_in": f"{sum(h['evaluations'] is not None for h in hits)}/{len(hits)}",
+            "evaluations_median": median_cost([h["evaluations"] for h in hits]),
+            "simulated_s_median": median_cost([h["simulated_s"] for h in hits]),
         }
     return out
 
@@ -97,6 +86,8 @@ def write_report(summary: dict, out_dir: str) -> None:
         "",
         f"{summary['recorded']} recorded configurations of {summary['space_size']}; budget {summary['budget']} "
         f"evaluations; {summary['seeds']} seeds; optimum {summary['optimum']:.6g}.",
+        "Medians over seeds, a seed that never reached a level counting as infinitely costly "
+        "(so *not reached* when most seeds missed it); (k/n): seeds that reached it.",
         "",
         "| strategy | final fraction of optimum (median) | "
         + " | ".join(f"to {level}: evaluations / simulated s (reached)" for level in ("90%", "95%", "99%"))
@@ -107,7 +98,8 @@ def write_report(summary: dict, out_dir: str) -> None:
         cells = []
         for level in ("90%", "95%", "99%"):
             a = agg[level]
-            cells.append("not reached" if a["evaluations_median"] is None else f"{a['evaluations_median']:.0f} / {a['simulated_s_median']:.1f} ({a['reached_in']})")
+            cost = "not reached" if a["evaluations_median"] is None else f"{a['evaluations_median']:.0f} / {a['simulated_s_median']:.1f}"
+            cells.append(f"{cost} ({a['reached_in']})")
         lines.append(f"| {name} | {agg['final_fraction_median']:.3f} | " + " | ".join(cells) + " |")
     lines += ["", "![fraction of optimum](fraction_of_optimum.png)", ""]
     with open(os.path.join(out_dir, "report.md"), "w") as f:
@@ -115,19 +107,12 @@ def write_report(summary: dict, out_dir: str) -> None:
 
 
 def _plot(summary: dict, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name in summary["strategies"]:
         curves = [r["fraction"] for r in summary["runs"] if r["strategy"] == name and r["fraction"]]
         length = min(len(c) for c in curves)
-        data = np.array([c[:length] for c in curves])
-        x = np.arange(1, length + 1)
-        ax.plot(x, np.median(data, axis=0), label=name)
-        ax.fill_between(x, data.min(axis=0), data.max(axis=0), alpha=0.2)
+        median_band(ax, np.arange(1, length + 1), np.array([c[:length] for c in curves]), name)
     ax.set_xlabel("evaluations")
     ax.set_ylabel("fraction of optimum (optimum / best so far)")
     ax.set_ylim(0, 1.02)

@@ -68,6 +68,10 @@ def tune(
     resumed = len(history)
     build0, run0 = measurer.build_s, measurer.run_s
     search_s = 0.0
+    # Each trial records when work on its batch began (learning from the previous
+    # batch and searching included), so tuning_clock() can tell tuning time from
+    # the pause between a run and its resumption.
+    batch_started = time.time()
     if resumed:
         t = time.perf_counter()
         strategy.update(history.configs, [trial.result for trial in history.trials])
@@ -83,8 +87,9 @@ def tune(
         search_s += time.perf_counter() - t
         if not len(proposed):
             break  # the strategy has nothing new: the space is exhausted for it
-        record = partial(_record, history, proposed, time.time(), on_trial)
+        record = partial(_record, history, proposed, batch_started, on_trial)
         results = measurer.measure(proposed, on_result=record)
+        batch_started = time.time()
         t = time.perf_counter()
         strategy.update(proposed, results)
         search_s += time.perf_counter() - t

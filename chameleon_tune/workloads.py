@@ -38,6 +38,9 @@ SUITES: dict[str, tuple[str, ...]] = {
 }
 
 MATMUL_SIZES: tuple[int, ...] = (64, 128, 256, 512, 1024)
+# 121 = 11 x 11 leaves few perfect tilings: its space (1,944 configurations on
+# x86) is small enough to measure exhaustively and replay (BENCHMARKS.md).
+SMALL_SPACE_MATMUL_SIZES: tuple[int, ...] = (121,)
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,7 @@ def matmul_workload(name: str, M: int, N: int, K: int) -> Workload:
 
 
 _MATMULS: dict[str, Workload] = {
-    f"matmul.{n}": matmul_workload(f"matmul.{n}", n, n, n) for n in MATMUL_SIZES
+    f"matmul.{n}": matmul_workload(f"matmul.{n}", n, n, n) for n in MATMUL_SIZES + SMALL_SPACE_MATMUL_SIZES
 }
 
 

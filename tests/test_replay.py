@@ -95,24 +95,6 @@ def test_fake_gzip_is_an_error(tmp_path):
         load_cache(str(path))
 
 
-def test_reached_at_on_a_known_history():
-    from chameleon_tune.replay import fraction_of_optimum, reached
-    from chameleon_tune.space import Knob, Space
-    from chameleon_tune.measure.types import MeasureResult
-
-    space = Space((Knob("a", tuple(range(10))),))
-    history = History(space)
-    for i, latency in enumerate([None, 4.0, 2.0, 1.05, 3.0, 1.0]):
-        result = MeasureResult(latency, (latency,)) if latency else MeasureResult.failed("invalid", "x")
-        history.append([i], result, 0.0, 0.0)
-    fraction = fraction_of_optimum(history, optimum=1.0)
-    np.testing.assert_allclose(fraction, [0.0, 0.25, 0.5, 1 / 1.05, 1 / 1.05, 1.0])
-    elapsed = np.arange(1.0, 7.0) * 10
-    assert reached(fraction, elapsed, 0.90) == {"evaluations": 4, "simulated_s": 40.0}
-    assert reached(fraction, elapsed, 0.99) == {"evaluations": 6, "simulated_s": 60.0}
-    assert reached(fraction[:5], elapsed[:5], 0.99) == {"evaluations": None, "simulated_s": None}
-
-
 def test_replay_cli_writes_the_report(tmp_path):
     import subprocess
     import sys

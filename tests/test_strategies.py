@@ -5,12 +5,14 @@ import pytest
 
 from chameleon_tune.database import History
 from chameleon_tune.measure.types import MeasureOptions
+from chameleon_tune.space import Space
 from chameleon_tune.search.base import TaskContext, make_strategy, strategy_names
 from chameleon_tune.tuner import tune
 from conftest import SyntheticMeasurer
 
 NEEDS_TVM = {"evolutionary"}
 SPACE_ONLY = [name for name in strategy_names() if name not in NEEDS_TVM]
+DETERMINISTIC = {"exhaustive"}
 
 
 def _run(name, seed, trials=48, batch_size=16, measurer=None):
@@ -41,7 +43,8 @@ def test_same_seed_same_result(name):
     _, b = _run(name, seed=3)
     _, c = _run(name, seed=4)
     assert [t.config for t in a.trials] == [t.config for t in b.trials]
-    assert [t.config for t in a.trials] != [t.config for t in c.trials]
+    if name not in DETERMINISTIC:
+        assert [t.config for t in a.trials] != [t.config for t in c.trials]
 
 
 def test_model_based_search_beats_random_on_a_known_landscape():
@@ -52,6 +55,15 @@ def test_model_based_search_beats_random_on_a_known_landscape():
         best[name] = np.median(runs)
     assert best["sa"] < best["random"]
     assert best["sa"] <= 3 * measurer.latency(measurer.optimum)  # within 2 squared steps of the optimum
+
+
+def test_exhaustive_measures_each_program_once_and_finds_the_optimum():
+    measurer = SyntheticMeasurer(dims=(3, 4, 2), optimum=(2, 1, 1))
+    # Knob 2 only matters when knob 1 is 3: 3 * (3 + 2) = 15 distinct programs.
+    measurer.space = Space(measurer.space.knobs, conditions={2: (1, 3)})
+    result, history = _run("exhaustive", seed=0, trials=100, batch_size=4, measurer=measurer)
+    assert result.trials == 15 == len({t.config for t in history.trials})
+    assert result.best_config == (2, 1, 0)
 
 
 def test_exhausted_space_ends_tuning():

@@ -92,4 +92,4 @@ def make_strategy(name: str, task: TaskContext) -> Strategy:
 
 def _load_builtin() -> None:
     # Importing the modules runs their @register decorators.
-    from . import annealing, chameleon, evolutionary, random  # noqa: F401
+    from . import annealing, chameleon, evolutionary, exhaustive, random  # noqa: F401
