@@ -235,9 +235,12 @@ def _export(work_dir: str, path: str, result) -> None:
 
     with open(os.path.join(work_dir, "space.json")) as f:
         space = Space.from_json(json.load(f))
+    with open(os.path.join(work_dir, "run.json")) as f:
+        target = json.loads(json.load(f)["target"])
+    device = f"{target['kind']} {target.get('mcpu', '')}, {target.get('num-cores', '?')} cores".replace(" ,", ",")
     history = History(space, os.path.join(work_dir, "history.jsonl"))
     try:
-        export_cache(space, history.trials, path, kernel_name=result.extra.get("workload"), device_name="chameleon:" + work_dir)
+        export_cache(space, history.trials, path, kernel_name=result.extra.get("workload"), device_name=device)
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
 
