@@ -97,3 +97,25 @@ def test_early_stopping_ends_a_stalled_run():
     assert result.stopped_early and result.trials < 500
     latencies = history.latencies
     assert len(latencies) - 1 - int(np.argmin(latencies)) >= 12
+
+
+def test_evolutionary_skips_candidates_outside_the_knob_space(matmul_space, monkeypatch):
+    # MetaSchedule's mutators can reach programs that no configuration replays to;
+    # here every other candidate is such a program.
+    from chameleon_tune.search.evolutionary import EvolutionarySearch
+
+    calls = []
+    real = matmul_space.config_of
+
+    def config_of(sch):
+        calls.append(sch)
+        if len(calls) % 2:
+            raise ValueError("schedule does not come from one of this space's sketches")
+        return real(sch)
+
+    monkeypatch.setattr(matmul_space, "config_of", config_of)
+    history = History(matmul_space.space)
+    strategy = EvolutionarySearch(TaskContext(matmul_space.space, history, seed=0, tvm_space=matmul_space))
+    proposed = strategy.propose(8)
+    assert len(proposed) == 8 and len({tuple(c) for c in proposed}) == 8
+    assert strategy.outside_space > 0

@@ -4,7 +4,9 @@ The search strategy and its cost model are TVM's, unchanged (defaults as in
 ``ms.tune_tir``); we only take its candidates, measure them with our builder
 and runner like every other strategy, and feed the results back. Each
 candidate maps back to a configuration of our space, so the history, the
-budget and the records are shared with the other strategies.
+budget and the records are shared with the other strategies. A candidate that
+does not (MetaSchedule's mutators can reach programs outside the knob space)
+is skipped and counted in ``outside_space``.
 """
 
 from __future__ import annotations
@@ -51,12 +53,17 @@ class EvolutionarySearch(Strategy):
             cost_model=self.cost_model,
         )
         self._pending: dict = {}
+        self.outside_space = 0
 
     def propose(self, n: int) -> np.ndarray:
         candidates = self.context.search_strategy.generate_measure_candidates() or []
         configs, taken = [], set()
         for candidate in candidates:
-            config = self.tvm_space.config_of(candidate.sch)
+            try:
+                config = self.tvm_space.config_of(candidate.sch)
+            except ValueError:
+                self.outside_space += 1
+                continue
             key = self.space.key(config)
             if key in taken or config in self.history:
                 continue
