@@ -53,12 +53,22 @@ class EvolutionarySearch(Strategy):
             cost_model=self.cost_model,
         )
         self._pending: dict = {}
+        self._generation: list = []
         self.outside_space = 0
 
     def propose(self, n: int) -> np.ndarray:
-        candidates = self.context.search_strategy.generate_measure_candidates() or []
-        configs, taken = [], set()
-        for candidate in candidates:
+        configs, taken, evolved = [], set(), 0
+        while len(configs) < n:
+            if not self._generation:
+                # Like MetaSchedule itself, evolve again only once a generation is used up
+                # (twice at most per call: a generation can hold only measured programs).
+                if evolved == 2:
+                    break
+                self._generation = list(self.context.search_strategy.generate_measure_candidates() or [])
+                evolved += 1
+                if not self._generation:
+                    break
+            candidate = self._generation.pop(0)
             try:
                 config = self.tvm_space.config_of(candidate.sch)
             except ValueError:
@@ -70,8 +80,6 @@ class EvolutionarySearch(Strategy):
             taken.add(key)
             self._pending[key] = candidate
             configs.append(config)
-            if len(configs) == n:
-                break
         proposed = np.array(configs, dtype=np.int64).reshape(-1, self.space.n_knobs)
         # MetaSchedule may offer only configurations we measured already; top up
         # with random ones (as its own epsilon-greedy would) rather than stop early.
@@ -100,7 +108,7 @@ class EvolutionarySearch(Strategy):
                 )
             else:
                 runner_results.append(ms.runner.RunnerResult(run_secs=None, error_msg=result.error_msg or result.error))
-        self._pending.clear()  # candidates not measured are stale once MetaSchedule moves on
+        self._pending.clear()
         if candidates:
             self.cost_model.update(self.context, candidates, runner_results)
             self.context.search_strategy.notify_runner_results(candidates, runner_results)
