@@ -48,6 +48,12 @@ def parse_target(spec: str):
     return tvm.target.Target(spec)
 
 
+def target_cores(target) -> int | None:
+    """The core count a CPU target was compiled for (``num-cores``), if it says."""
+    cores = target.attrs.get("num-cores") if target.kind.name == "llvm" else None
+    return int(cores) if cores else None
+
+
 def _physical_cores() -> int:
     import psutil
 

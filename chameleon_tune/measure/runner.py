@@ -91,9 +91,12 @@ def check_and_time(
 class LocalRunner(Runner):
     """Runs kernels on this machine's CPU in one isolated, restartable process."""
 
-    def __init__(self, options: MeasureOptions = MeasureOptions()) -> None:
+    def __init__(self, options: MeasureOptions = MeasureOptions(), num_threads: int | None = None) -> None:
         self.options = options
-        self._worker = IsolatedWorker(preload=("tvm",))
+        # TVM's thread pool defaults to half the logical CPUs (it assumes hyper-threading):
+        # one thread on a 2-vCPU machine. Kernels run with the target's core count instead.
+        env = {"TVM_NUM_THREADS": str(num_threads)} if num_threads else {}
+        self._worker = IsolatedWorker(preload=("tvm",), env=env)
         self._task: tuple | None = None
         self._primed_generation = -1
 

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from ..tvm_space import TVMSpace
+from ..tvm_space import TVMSpace, target_cores
 from .base import Measurer, OnResult
 from .builder import LocalBuilder
 from .runner import LocalRunner, Runner
@@ -36,7 +36,7 @@ class TVMMeasurer(Measurer):
         self.options = options
         self.flops = flops
         self.builder = LocalBuilder(tvm_space.target, n_workers=options.n_build_workers, timeout_s=options.build_timeout_s)
-        self.runner = runner or LocalRunner(options)
+        self.runner = runner or LocalRunner(options, num_threads=target_cores(tvm_space.target))
         func = tvm_space.mod["main"]
         self.args_info = ms.arg_info.ArgInfo.from_prim_func(func)
         self.database = None

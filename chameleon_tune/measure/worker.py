@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import multiprocessing as mp
+import os
 import signal
 from typing import Any, Callable
 
@@ -32,9 +33,10 @@ class RemoteError(Exception):
     """The function raised inside the worker; the message is its one-line summary."""
 
 
-def _serve(conn, preload: tuple[str, ...]) -> None:
+def _serve(conn, preload: tuple[str, ...], env: dict[str, str]) -> None:
     # Ctrl-C reaches the whole process group; the parent decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.update(env)  # before any preload: e.g. TVM reads TVM_NUM_THREADS once
     for module in preload:
         importlib.import_module(module)
     conn.send("ready")
@@ -59,8 +61,11 @@ class IsolatedWorker:
     ``preload`` modules are imported at start-up, outside any call's timeout.
     """
 
-    def __init__(self, preload: tuple[str, ...] = (), start_timeout_s: float = 300.0) -> None:
+    def __init__(
+        self, preload: tuple[str, ...] = (), start_timeout_s: float = 300.0, env: dict[str, str] | None = None
+    ) -> None:
         self.preload = preload
+        self.env = dict(env or {})
         self.start_timeout_s = start_timeout_s
         self._proc = None
         self._conn = None
@@ -71,7 +76,7 @@ class IsolatedWorker:
             return
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child, self.preload), daemon=True)
+        self._proc = ctx.Process(target=_serve, args=(child, self.preload, self.env), daemon=True)
         self._proc.start()
         child.close()
         if not self._conn.poll(self.start_timeout_s):
