@@ -1,10 +1,12 @@
 """Chameleon: adaptive code optimization for DNN operators on Apache TVM.
 
-``tune_workload`` is the entry point; heavy libraries (tvm, torch, xgboost)
-load only when a tuning run needs them, so importing the package is fast.
+``tune_workload`` tunes one operator, ``tune_model`` a whole model; heavy
+libraries (tvm, torch, xgboost) load only when a tuning run needs them, so
+importing the package is fast.
 """
 
 from .api import UsageError, tune_workload
+from .model_tuner import tune_model
 
 __version__ = "0.1.0"
-__all__ = ["UsageError", "tune_workload", "__version__"]
+__all__ = ["UsageError", "tune_model", "tune_workload", "__version__"]

@@ -28,6 +28,7 @@ class TVMMeasurer(Measurer):
         flops: float | None = None,
         database_dir: str | None = None,
         runner: Runner | None = None,
+        builder: LocalBuilder | None = None,
     ) -> None:
         from tvm.s_tir import meta_schedule as ms
 
@@ -35,7 +36,10 @@ class TVMMeasurer(Measurer):
         self.space = tvm_space.space
         self.options = options
         self.flops = flops
-        self.builder = LocalBuilder(tvm_space.target, n_workers=options.n_build_workers, timeout_s=options.build_timeout_s)
+        # A model's tasks share one builder and runner: their workers cost seconds to start.
+        self.builder = builder or LocalBuilder(
+            tvm_space.target, n_workers=options.n_build_workers, timeout_s=options.build_timeout_s
+        )
         self.runner = runner or LocalRunner(options)
         func = tvm_space.mod["main"]
         self.args_info = ms.arg_info.ArgInfo.from_prim_func(func)
