@@ -6,7 +6,7 @@ The exported directory holds ``model.so`` (weights included) and ``model.json``
     import numpy as np, tvm
     from tvm import relax
     vm = relax.VirtualMachine(tvm.runtime.load_module("DIR/model.so"), tvm.cpu())
-    out = vm["main"](tvm.runtime.tensor(np.zeros((1, 3, 224, 224), "float32")))
+    out = vm["main"](tvm.runtime.tensor(np.zeros((1, 3, 224, 224), "float32")))  # a tuple if several outputs
 """
 
 from __future__ import annotations
