@@ -1,12 +1,13 @@
 """Chameleon: adaptive code optimization for DNN operators on Apache TVM.
 
-``tune_workload`` tunes one operator, ``compare`` runs strategies side by side;
-heavy libraries (tvm, torch, xgboost)
-load only when a tuning run needs them, so importing the package is fast.
+``tune_workload`` tunes one operator, ``tune_model`` a whole model, ``compare``
+runs strategies side by side; heavy libraries (tvm, torch, xgboost) load only
+when a tuning run needs them, so importing the package is fast.
 """
 
 from .api import UsageError, tune_workload
 from .compare import compare
+from .model_tuner import tune_model
 
 __version__ = "0.1.0"
-__all__ = ["UsageError", "compare", "tune_workload", "__version__"]
+__all__ = ["UsageError", "compare", "tune_model", "tune_workload", "__version__"]

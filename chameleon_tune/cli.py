@@ -59,6 +59,21 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--out", default="replay-report", help="directory for report.md, summary.json and the plot")
     replay.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
 
+    model = commands.add_parser("tune-model", help="tune a whole PyTorch or ONNX model; export it compiled and verified")
+    model.add_argument("--model", default="resnet18", help="built-in model (resnet18, vgg16, alexnet, mobilenet_v2) or a .pt2 / .onnx file")
+    model.add_argument("--strategy", default=None, help="search strategy for every task (default: chameleon)")
+    model.add_argument("--trials", type=int, default=1000, help="budget over all tasks, resumed trials included (default 1000)")
+    model.add_argument("--target", default="llvm", help="TVM target (default llvm: the host CPU)")
+    model.add_argument("--output", default=None, help="directory for records, model.so and report.md; a rerun resumes (default: runs/<model>-<strategy>-s<seed>)")
+    model.add_argument("--seed", type=int, default=0)
+    model.add_argument("--round-trials", type=int, default=16, help="trials a task gets per turn of the task scheduler (default 16)")
+    model.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
+
+    run = commands.add_parser("run", help="run a model exported by tune-model on random (or given) input")
+    run.add_argument("dir", help="the --output directory of tune-model")
+    run.add_argument("--input", default=None, help=".npy file with the input (default: random, of the recorded shape)")
+    run.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
+
     workloads = commands.add_parser("workloads", help="list the built-in workloads")
     workloads.add_argument("--json", action="store_true", help="print a JSON list")
     return parser
@@ -101,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
             return _replay(args)
         if args.command == "compare":
             return _compare(args)
+        if args.command == "tune-model":
+            return _tune_model(args)
+        if args.command == "run":
+            return _run(args)
         return _tune(args)
     except UsageError as exc:
         sys.stderr.write(f"chameleon: error: {exc}\n")
@@ -224,6 +243,72 @@ def _tune(args) -> int:
     _print_summary(summary)
     if args.json:
         print(json.dumps(summary))
+    return 0
+
+
+def _tune_model(args) -> int:
+    from .api import DEFAULT_STRATEGY
+    from .model_build import VerificationError
+    from .model_tuner import tune_model
+
+    strategy = args.strategy or DEFAULT_STRATEGY
+    model_name = os.path.splitext(os.path.basename(args.model))[0]
+    output = args.output or f"runs/{model_name}-{strategy}-s{args.seed}"
+    try:
+        result = tune_model(
+            args.model, strategy, trials=args.trials, output=output, target=args.target, seed=args.seed,
+            round_trials=args.round_trials, progress=True,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        sys.stderr.write(f"chameleon: interrupted; every finished trial is recorded in {output} (rerun to resume)\n")
+        return 130
+    except VerificationError as exc:
+        sys.stderr.write(f"chameleon: error: {exc}\n")
+        return 1
+    s = result.summary
+    print(f"model      {s['model']}  strategy {s['strategy']}  {s['threads']} threads")
+    for t in result.tasks:
+        best = "none valid" if t.best_latency_s is None else f"{t.best_latency_s * 1e3:.4f} ms"
+        applied = "" if t.applied else "  (default schedule)"
+        print(f"  {t.name:<44} x{t.weight:<3} {t.trials:>5} trials  best {best}{applied}")
+    print(f"tuned      {s['tuned_latency_s'] * 1e3:.3f} ms (max abs error {s['max_abs_error']:.3g}, tolerance {s['tolerance']:.3g})")
+    print(f"untuned    {s['untuned_latency_s'] * 1e3:.3f} ms")
+    print(f"{s['reference']:<10} {s['reference_latency_s'] * 1e3:.3f} ms")
+    print(f"tuning     {s['trials']} trials ({s['resumed']} resumed) in {s['tuning_wall_s']:.1f} s; records applied to {s['tasks_applied']}/{len(result.tasks)} tasks")
+    print(f"artifact   {s['artifact']}  (chameleon run {output})")
+    if args.json:
+        print(json.dumps(result.to_json()))
+    return 0
+
+
+def _run(args) -> int:
+    import time
+
+    import numpy as np
+
+    from .api import UsageError
+    from .measure.runner import random_arguments
+    from .model_build import MANIFEST, load_artifact
+
+    if not os.path.isfile(os.path.join(args.dir, MANIFEST)):
+        raise UsageError(f"{args.dir!r} holds no exported model ({MANIFEST}); run tune-model first")
+    model, manifest = load_artifact(args.dir)
+    specs = [(tuple(i["shape"]), i["dtype"]) for i in manifest["inputs"]]
+    if args.input is None:
+        inputs = random_arguments(specs)
+    else:
+        try:
+            inputs = [np.load(args.input)]
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read {args.input!r} as a .npy array: {exc}") from None
+        if [(a.shape, str(a.dtype)) for a in inputs] != specs:
+            raise UsageError(f"input must be {specs}, got {[(a.shape, str(a.dtype)) for a in inputs]}")
+    start = time.perf_counter()
+    outputs = model(inputs)
+    summary = {"model": manifest["model"], "seconds": time.perf_counter() - start, "outputs": [list(o.shape) for o in outputs]}
+    print(f"model    {summary['model']}: {len(outputs)} output(s) of shape {summary['outputs']} in {summary['seconds'] * 1e3:.2f} ms")
+    if args.json:
+        print(json.dumps({**summary, "values": [o.tolist() for o in outputs]}))
     return 0
 
 

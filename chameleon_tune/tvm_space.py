@@ -144,6 +144,10 @@ class TVMSpace:
                 users.setdefault(by_key[key], set()).add(s)
                 rows.append(_Sampling(inst, position, by_key[key], to_decision))
             samplings.append(rows)
+        if not knobs:
+            # Nothing to sample (e.g. an elementwise op): the one sketch, scheduled as
+            # generated, is still worth measuring against the untuned default.
+            knobs.append(Knob("sketch", (0,)))
         # A knob that only one sketch uses matters only when that sketch is chosen.
         conditions = {k: (0, next(iter(u))) for k, u in users.items() if multi and len(u) == 1}
         return Space(tuple(knobs), conditions), samplings

@@ -28,6 +28,7 @@ class TVMMeasurer(Measurer):
         flops: float | None = None,
         database_dir: str | None = None,
         runner: Runner | None = None,
+        builder: LocalBuilder | None = None,
     ) -> None:
         from tvm.s_tir import meta_schedule as ms
 
@@ -35,7 +36,10 @@ class TVMMeasurer(Measurer):
         self.space = tvm_space.space
         self.options = options
         self.flops = flops
-        self.builder = LocalBuilder(tvm_space.target, n_workers=options.n_build_workers, timeout_s=options.build_timeout_s)
+        # A model's tasks share one builder and runner: their workers cost seconds to start.
+        self.builder = builder or LocalBuilder(
+            tvm_space.target, n_workers=options.n_build_workers, timeout_s=options.build_timeout_s
+        )
         self.runner = runner or LocalRunner(options, num_threads=target_cores(tvm_space.target))
         func = tvm_space.mod["main"]
         self.args_info = ms.arg_info.ArgInfo.from_prim_func(func)
@@ -45,17 +49,20 @@ class TVMMeasurer(Measurer):
             self.database = ms.database.JSONDatabase(work_dir=database_dir)
             self.workload = self.database.commit_workload(tvm_space.mod)
         self._prepared = False
+        self._reference: str | None = None
 
     def prepare(self) -> None:
-        """Build the untransformed workload once: the reference every kernel is checked against."""
+        """Build the untransformed workload once: the reference every kernel is checked against.
+
+        Called again (a shared runner switching back to this task), it reuses that build.
+        """
         self.builder.start()
-        reference = None
-        if self.options.check_correctness:
+        if self.options.check_correctness and self._reference is None:
             (built,) = self.builder.build([self.tvm_space.mod])
             if built.error_msg is not None:
                 raise RuntimeError(f"cannot build the reference implementation: {built.error_msg}")
-            reference = built.artifact
-        self.runner.prepare(reference, [(tuple(int(d) for d in a.shape), str(a.dtype)) for a in self.args_info])
+            self._reference = built.artifact
+        self.runner.prepare(self._reference, [(tuple(int(d) for d in a.shape), str(a.dtype)) for a in self.args_info])
         self._prepared = True
 
     def measure(self, configs: np.ndarray, on_result: OnResult | None = None) -> list[MeasureResult]:

@@ -1,0 +1,200 @@
+"""Compile a model with or without the tuning records, verify it, time it, export it.
+
+The exported directory holds ``model.so`` (weights included) and ``model.json``
+(inputs and what was verified); :func:`load_artifact` or these lines run it::
+
+    import numpy as np, tvm
+    from tvm import relax
+    vm = relax.VirtualMachine(tvm.runtime.load_module("DIR/model.so"), tvm.cpu())
+    out = vm["main"](tvm.runtime.tensor(np.zeros((1, 3, 224, 224), "float32")))  # a tuple if several outputs
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+LIBRARY = "model.so"
+MANIFEST = "model.json"
+
+VERIFY_RTOL = 1e-3
+"""Tolerance of the end-to-end check, relative to the reference output's largest magnitude."""
+
+
+class VerificationError(RuntimeError):
+    """The compiled model's output differs from the reference's."""
+
+
+def compile_model(mod, target, database=None):
+    """A Relax VM executable: TVM's default build, or with ``database``'s schedules applied.
+
+    Operators without a valid record keep the default (untuned) schedule.
+    """
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+
+    if database is None:
+        return tvm.compile(mod, target=target)
+    return ms.relax_integration.compile_relax(database, mod, target, params=None)
+
+
+def applied_tasks(fused_mod, target, database) -> set[str]:
+    """Names of the fused functions that ``database`` schedules when the model is compiled.
+
+    Runs the pass ``compile_relax`` uses, on the module it would see, and reads
+    which functions came out marked as scheduled.
+    """
+    from tvm import relax, tirx
+
+    with target, database:
+        applied = relax.transform.MetaScheduleApplyDatabase()(fused_mod)
+    return {
+        gv.name_hint
+        for gv, func in applied.functions.items()
+        if isinstance(func, tirx.PrimFunc) and func.attrs is not None and func.attrs.get("tirx.is_scheduled")
+    }
+
+
+class CompiledModel:
+    """A Relax executable (or exported library) loaded on the CPU, called with numpy arrays."""
+
+    def __init__(self, executable) -> None:
+        import tvm
+        from tvm import relax
+
+        self.device = tvm.cpu()
+        self.vm = relax.VirtualMachine(executable, self.device)
+
+    def __call__(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        import tvm_ffi
+
+        out = self.bind(arrays)()
+        return [t.numpy() for t in (out if isinstance(out, tvm_ffi.Array) else (out,))]
+
+    def bind(self, arrays: list[np.ndarray]) -> Callable[[], object]:
+        """One call with the inputs already on the device: what is timed."""
+        import tvm
+
+        tensors = [tvm.runtime.tensor(a, self.device) for a in arrays]
+        main = self.vm["main"]
+        return lambda: main(*tensors)
+
+
+def load_artifact(directory: str) -> tuple[CompiledModel, dict]:
+    """The exported model of ``directory`` and its manifest."""
+    import tvm
+
+    with open(os.path.join(directory, MANIFEST)) as f:
+        manifest = json.load(f)
+    return CompiledModel(tvm.runtime.load_module(os.path.join(directory, LIBRARY))), manifest
+
+
+def export(executable, directory: str, manifest: dict) -> str:
+    """Write ``model.so`` and ``model.json`` to ``directory``; returns the library's path."""
+    path = os.path.join(directory, LIBRARY)
+    executable.export_library(path)
+    with open(os.path.join(directory, MANIFEST), "w") as f:
+        json.dump(manifest, f, indent=1)
+    return path
+
+
+def max_abs_error(outputs: list[np.ndarray], reference: list[np.ndarray]) -> float:
+    if len(outputs) != len(reference):
+        raise VerificationError(f"the model returns {len(outputs)} outputs, the reference {len(reference)}")
+    errors = [0.0]
+    for got, want in zip(outputs, reference):
+        if got.shape != want.shape:
+            raise VerificationError(f"output shape {got.shape} differs from the reference's {want.shape}")
+        errors.append(float(np.max(np.abs(got.astype(np.float64) - want))) if want.size else 0.0)
+    return max(errors)
+
+
+def tolerance(reference: list[np.ndarray]) -> float:
+    scale = max((float(np.max(np.abs(r))) for r in reference if r.size), default=0.0)
+    return VERIFY_RTOL * scale + 1e-6
+
+
+def verify(outputs: list[np.ndarray], reference: list[np.ndarray], what: str) -> float:
+    """The largest absolute difference; a mismatch beyond :func:`tolerance` is an error."""
+    error, limit = max_abs_error(outputs, reference), tolerance(reference)
+    if not error <= limit:
+        raise VerificationError(f"{what} output differs from the reference: max abs error {error:.3g} > {limit:.3g}")
+    return error
+
+
+def latency(run: Callable[[], object], budget_s: float = 2.0, min_repeat_s: float = 0.1) -> float:
+    """Median seconds per call of ``run``, in about ``budget_s``; a slow model gets few repeats.
+
+    The same timer serves the TVM builds and the reference runtime, so all three
+    pay the same per-call overhead from Python.
+    """
+    start = time.perf_counter()
+    run()  # warm-up: first-call allocations and thread-pool start
+    estimate = max(time.perf_counter() - start, 1e-7)
+    number = max(1, int(min_repeat_s / estimate))
+    repeat = int(np.clip(budget_s / (estimate * number), 1, 5))
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            run()
+        samples.append((time.perf_counter() - start) / number)
+    return float(np.median(samples))
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    """One line of the per-task table."""
+
+    name: str
+    weight: int
+    trials: int
+    valid: int
+    best_latency_s: float | None
+    applied: bool
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+def write_report(directory: str, summary: dict, tasks: list[TaskRow]) -> str:
+    """``report.md``: end-to-end latencies, tuning time and the per-task table."""
+    s = summary
+    lines = [
+        f"# {s['model']}: tuned with `{s['strategy']}`, {s['trials']} trials",
+        "",
+        f"Target `{s['target']}`, {s['threads']} threads for TVM and {s['reference']} alike, all timed in one run.",
+        "",
+        "| build | latency (ms) | vs reference |",
+        "|---|---|---|",
+        f"| TVM tuned | {_ms(s['tuned_latency_s'])} | {s['reference_latency_s'] / s['tuned_latency_s']:.2f}x |",
+        f"| TVM untuned (default schedules) | {_ms(s['untuned_latency_s'])} | "
+        f"{s['reference_latency_s'] / s['untuned_latency_s']:.2f}x |",
+        f"| {s['reference']} | {_ms(s['reference_latency_s'])} | 1.00x |",
+        "",
+        f"Tuning wall time {s['tuning_wall_s']:.1f} s ({s['resumed']} trials resumed). "
+        f"Output checked against {s['reference']} on random input: max abs error {s['max_abs_error']:.3g} "
+        f"(tolerance {s['tolerance']:.3g} = {VERIFY_RTOL:g} x largest reference magnitude + 1e-6).",
+        f"Tuned records applied to {s['tasks_applied']} of {len(tasks)} tasks; the others keep TVM's default schedule.",
+        "",
+        "| task | weight | trials | valid | best (ms) | applied |",
+        "|---|---|---|---|---|---|",
+    ]
+    for t in tasks:
+        lines.append(
+            f"| {t.name} | {t.weight} | {t.trials} | {t.valid} | {_ms(t.best_latency_s)} | {'yes' if t.applied else 'no'} |"
+        )
+    lines += ["", f"Artifact: `{s['artifact']}` (load it with `chameleon run {directory}`)."]
+    path = os.path.join(directory, "report.md")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1e3:.4g}"

@@ -1,0 +1,272 @@
+"""Tune a whole model: import, extract tasks, spread the budget, compile, verify, report.
+
+The output directory holds ``run.json`` (model, target, strategy), a work
+directory per task under ``tasks/`` (history, knob space, MetaSchedule database,
+policy), and, once the tuned model's output was checked, ``model.so``,
+``model.json`` and ``report.md``. A rerun over it resumes: every trial the task
+histories hold counts against the budget.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .api import DEFAULT_STRATEGY, UsageError, _check_space, _claim_work_dir, _target, check_strategies, check_writable
+from .database import History, HistoryError
+from .measure.types import MeasureOptions
+from .model_build import (
+    CompiledModel,
+    TaskRow,
+    applied_tasks,
+    compile_model,
+    export,
+    max_abs_error,
+    latency,
+    tolerance,
+    verify,
+    write_report,
+)
+from .model_import import ModelError, load_model
+from .task_scheduler import GradientScheduler, ModelTask, SchedulerConfig, extract_tasks, fuse
+
+DEFAULT_MODEL = "resnet18"
+DEFAULT_MODEL_TRIALS = 1000
+
+
+@dataclass(frozen=True)
+class ModelTuneResult:
+    """The summary (the ``--json`` object) and the per-task table."""
+
+    summary: dict
+    tasks: list[TaskRow] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {**self.summary, "tasks": [t.to_json() for t in self.tasks]}
+
+
+@dataclass
+class _Task:
+    """One task opened for tuning in its own work directory."""
+
+    task: ModelTask
+    work_dir: str
+    tvm_space: object
+    history: History
+    measurer: object
+
+    @property
+    def exhausted(self) -> bool:
+        return len(self.history) >= self.tvm_space.space.size
+
+
+def tune_model(
+    model: str = DEFAULT_MODEL,
+    strategy: str = DEFAULT_STRATEGY,
+    *,
+    trials: int = DEFAULT_MODEL_TRIALS,
+    output: str,
+    target: str = "llvm",
+    seed: int = 0,
+    options: MeasureOptions = MeasureOptions(),
+    round_trials: int = SchedulerConfig.round_trials,
+    progress: bool = False,
+) -> ModelTuneResult:
+    """Tune ``model`` (a built-in name, or a ``.pt2`` / ``.onnx`` file) into ``output``.
+
+    ``trials`` is the budget over all tasks, resumed trials included. Raises
+    :class:`UsageError` for bad input and ``VerificationError`` when the tuned
+    model's output does not match the reference (then nothing is exported).
+    """
+    if trials < 1 or round_trials < 1:
+        raise UsageError("--trials and --round-trials must be at least 1")
+    check_strategies([strategy])
+    tvm_target = _target(target)
+    threads = _use_threads()
+    check_writable(output)
+    try:
+        imported = load_model(model, threads=threads)
+    except ModelError as exc:
+        raise UsageError(str(exc)) from None
+    _claim_work_dir(output, {"model": imported.name, "target": str(tvm_target), "strategy": strategy})
+
+    from tvm.s_tir import meta_schedule as ms
+
+    from .measure.builder import LocalBuilder
+    from .measure.runner import LocalRunner, random_arguments
+
+    start = time.perf_counter()
+    fused = fuse(imported.mod, tvm_target)
+    model_tasks = extract_tasks(fused, tvm_target)
+    builder = LocalBuilder(tvm_target, n_workers=options.n_build_workers, timeout_s=options.build_timeout_s)
+    runner = LocalRunner(options, num_threads=threads)
+    try:
+        tasks = [_open(task, i, output, tvm_target, seed, options, builder, runner) for i, task in enumerate(model_tasks)]
+        resumed = sum(len(t.history) for t in tasks)
+        _spend(tasks, strategy, trials, seed, SchedulerConfig(round_trials=round_trials), progress)
+    finally:
+        builder.close()
+        runner.close()
+    tuning_wall_s = time.perf_counter() - start
+
+    database = ms.database.UnionDatabase(*(ms.database.JSONDatabase(work_dir=t.work_dir) for t in tasks))
+    applied = applied_tasks(fused, tvm_target, database)
+    rows = [_row(t, applied) for t in tasks]
+    tuned_exe = compile_model(imported.mod, tvm_target, database)
+    tuned, untuned = CompiledModel(tuned_exe), CompiledModel(compile_model(imported.mod, tvm_target))
+
+    inputs = random_arguments(imported.inputs)
+    expected = imported.reference(inputs)
+    error = verify(tuned(inputs), expected, "the tuned model's")  # checked before anything is timed
+    summary = {
+        "model": imported.name,
+        "strategy": strategy,
+        "trials": sum(r.trials for r in rows),
+        "budget": trials,
+        "resumed": resumed,
+        "tuned_latency_s": latency(tuned.bind(inputs)),
+        "untuned_latency_s": latency(untuned.bind(inputs), budget_s=1.0),
+        "reference_latency_s": latency(lambda: imported.reference(inputs)),
+        "reference": imported.reference_name,
+        "tuning_wall_s": tuning_wall_s,
+        "max_abs_error": error,
+        "tolerance": tolerance(expected),
+        "untuned_max_abs_error": max_abs_error(untuned(inputs), expected),
+        "tasks_applied": sum(r.applied for r in rows),
+        # Valid records that compile-time lookup missed would mean tuning went unused.
+        "records_not_applied": [r.name for r in rows if r.valid and not r.applied],
+        "target": str(tvm_target),
+        "threads": threads,
+        "seed": seed,
+        "output": output,
+    }
+    manifest = {k: summary[k] for k in ("model", "reference", "max_abs_error", "tolerance", "target", "threads")}
+    manifest["inputs"] = [{"shape": list(shape), "dtype": dtype} for shape, dtype in imported.inputs]
+    summary["artifact"] = export(tuned_exe, output, manifest)
+    summary["report"] = write_report(output, summary, rows)
+    return ModelTuneResult(summary, rows)
+
+
+def _use_threads() -> int:
+    """The thread count for TVM and the reference alike.
+
+    TVM's runtime halves the logical cores on x86 (it assumes hyper-threading),
+    which on a 2-vCPU machine is one thread; we pin it to the physical cores
+    unless ``TVM_NUM_THREADS`` says otherwise. Set before any TVM thread pool
+    starts, so measurement workers (spawned later) inherit it too.
+    """
+    from .tvm_space import _physical_cores
+
+    threads = int(os.environ.get("TVM_NUM_THREADS") or _physical_cores())
+    os.environ["TVM_NUM_THREADS"] = str(threads)
+    return threads
+
+
+def _open(task: ModelTask, index: int, output: str, target, seed: int, options, builder, runner) -> _Task:
+    import tvm_ffi
+
+    from .measure.tvm_measurer import TVMMeasurer
+    from .tvm_space import TVMSpace
+
+    work_dir = os.path.join(output, "tasks", f"{index:02d}-{task.name}")
+    # The structural hash is what the database is keyed on: a changed operator must not resume.
+    _claim_work_dir(work_dir, {"task": task.name, "hash": str(tvm_ffi.structural_hash(task.mod))})
+    tvm_space = TVMSpace(task.mod, target, seed=max(1, seed + 1))
+    _check_space(os.path.join(work_dir, "space.json"), tvm_space.space)
+    try:
+        history = History(tvm_space.space, os.path.join(work_dir, "history.jsonl"))
+    except HistoryError as exc:
+        raise UsageError(str(exc)) from None
+    measurer = TVMMeasurer(tvm_space, options, database_dir=work_dir, runner=runner, builder=builder)
+    return _Task(task, work_dir, tvm_space, history, measurer)
+
+
+def _spend(tasks: list[_Task], strategy: str, trials: int, seed: int, config: SchedulerConfig, progress: bool) -> None:
+    """Give rounds of trials to the task the scheduler picks until the budget is spent.
+
+    Each round opens the task's strategy afresh from its history, exactly as a
+    rerun resumes: the cost model refits on every trial so far and the PPO
+    policy reloads from the task's ``policy.pt``; the tuning loop is the same.
+    """
+    from .search.base import TaskContext, make_strategy
+    from .tuner import tune
+
+    scheduler = GradientScheduler([t.task.weight for t in tasks], config)
+    finished = {i for i, t in enumerate(tasks) if t.exhausted}
+    spent = sum(len(t.history) for t in tasks)
+    bars = _Progress(trials, spent, enabled=progress)
+    try:
+        while spent < trials:
+            curves = [np.minimum.accumulate(t.history.latencies) for t in tasks]
+            index = scheduler.next_task(curves, finished)
+            if index is None:
+                break
+            t = tasks[index]
+            goal = len(t.history) + min(config.round_trials, trials - spent, t.tvm_space.space.size - len(t.history))
+            bars.start(t.task.name, len(t.history), goal)
+            t.measurer.prepare()  # the shared runner now checks against this task's reference
+            context = TaskContext(
+                t.tvm_space.space,
+                t.history,
+                seed=seed + len(t.history),
+                tvm_space=t.tvm_space,
+                is_valid=lambda config, space=t.tvm_space: space.schedule(config)[0] is not None,
+                work_dir=t.work_dir,
+            )
+            tune(t.measurer, make_strategy(strategy, context), t.history, trials=goal, batch_size=config.round_trials, on_trial=bars.trial)
+            if len(t.history) < goal or t.exhausted:
+                finished.add(index)  # the strategy found nothing new to measure
+            spent = sum(len(t.history) for t in tasks)
+    finally:
+        bars.close()
+
+
+def _row(t: _Task, applied: set[str]) -> TaskRow:
+    best = t.history.best()
+    return TaskRow(
+        name=t.task.name,
+        weight=t.task.weight,
+        trials=len(t.history),
+        valid=sum(trial.result.valid for trial in t.history.trials),
+        best_latency_s=best.result.latency_s if best else None,
+        applied=t.task.name in applied,
+    )
+
+
+class _Progress:
+    """Two bars on stderr: the whole budget, and the task being tuned."""
+
+    def __init__(self, total: int, done: int, *, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        self.enabled = enabled
+        self.overall = tqdm(total=total, initial=done, desc="model", unit="trial", file=sys.stderr, disable=not enabled, dynamic_ncols=True)
+        self.task = None
+        self.best = None
+
+    def start(self, name: str, done: int, goal: int) -> None:
+        from tqdm import tqdm
+
+        if self.task is not None:
+            self.task.close()
+        self.best = None
+        self.task = tqdm(
+            total=goal, initial=done, desc=name[:32], unit="trial", file=sys.stderr, position=1, leave=False,
+            disable=not self.enabled, dynamic_ncols=True,
+        )  # fmt: skip
+
+    def trial(self, trial) -> None:
+        if trial.result.valid and (self.best is None or trial.result.latency_s < self.best):
+            self.best = trial.result.latency_s
+            self.task.set_postfix_str(f"best {self.best * 1e3:.3f} ms")
+        self.task.update(1)
+        self.overall.update(1)
+
+    def close(self) -> None:
+        if self.task is not None:
+            self.task.close()
+        self.overall.close()

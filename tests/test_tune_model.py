@@ -1,0 +1,171 @@
+"""tune-model end to end on a tiny network: CLI, artifact in a fresh process, ONNX, resume, bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def chameleon(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "chameleon_tune.cli", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+def _tiny():
+    import torch
+    from torch import nn
+
+    class Tiny(nn.Module):
+        """conv + relu + pool + linear on 1x3x16x16: four tuning tasks."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3, padding=1)
+            self.pool = nn.MaxPool2d(2)
+            self.fc = nn.Linear(8 * 8 * 8, 10)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(self.pool(torch.relu(self.conv(x))), 1))
+
+    torch.manual_seed(0)
+    return Tiny().eval(), torch.randn(1, 3, 16, 16)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    import torch
+
+    root = tmp_path_factory.mktemp("models")
+    model, x = _tiny()
+    torch.export.save(torch.export.export(model, (x,)), root / "tiny.pt2")
+    torch.onnx.export(model, (x,), root / "tiny.onnx", dynamo=False)  # the TorchScript exporter works offline
+
+    class KthValue(torch.nn.Module):
+        def forward(self, x):
+            return torch.kthvalue(x, 2, dim=3)[0]
+
+    torch.export.save(torch.export.export(KthValue(), (x,)), root / "kth.pt2")
+    (root / "notes.onnx").write_text("not a model")
+    (root / "notes.txt").write_text("not a model")
+    return root
+
+
+def _summary(out) -> dict:
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def tuned(models, tmp_path_factory):
+    out_dir = tmp_path_factory.mktemp("tuned") / "run"
+    out = chameleon("tune-model", "--model", str(models / "tiny.pt2"), "--trials", "6", "--round-trials", "2",
+                    "--output", str(out_dir), "--json")  # fmt: skip
+    return out_dir, _summary(out), out.stdout, models / "tiny.pt2"
+
+
+def test_tiny_model_end_to_end(tuned):
+    out_dir, s, stdout, _ = tuned
+    for key in ("model", "strategy", "trials", "tuned_latency_s", "untuned_latency_s", "reference_latency_s",
+                "tuning_wall_s", "max_abs_error", "artifact"):  # fmt: skip
+        assert s[key] is not None, key
+    assert s["strategy"] == "chameleon" and s["reference"] == "pytorch" and s["trials"] == 6
+    assert s["max_abs_error"] <= s["tolerance"]
+    assert sum(t["trials"] for t in s["tasks"]) == 6 and len(s["tasks"]) == 4
+    # every task with a valid record is compiled with it
+    assert s["records_not_applied"] == [] and s["tasks_applied"] == sum(t["valid"] > 0 for t in s["tasks"]) > 0
+    assert os.path.isfile(s["artifact"]) and (out_dir / "report.md").is_file()
+    assert "| task | weight | trials |" in (out_dir / "report.md").read_text()
+    assert "tuned" in stdout and "untuned" in stdout
+
+
+def test_artifact_in_a_fresh_process_matches_pytorch(tuned, tmp_path):
+    import torch
+
+    model, _ = _tiny()
+    x = np.random.default_rng(1).standard_normal((1, 3, 16, 16)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    # the snippet documented in README.md and model_build.py
+    snippet = f"""
+import numpy as np, tvm
+from tvm import relax
+vm = relax.VirtualMachine(tvm.runtime.load_module({str(tuned[0] / "model.so")!r}), tvm.cpu())
+out = vm["main"](tvm.runtime.tensor(np.load({str(tmp_path / "x.npy")!r})))
+np.save({str(tmp_path / "y.npy")!r}, out.numpy())
+"""
+    done = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want, rtol=1e-4, atol=1e-5)
+
+    run = chameleon("run", str(tuned[0]), "--input", str(tmp_path / "x.npy"), "--json")
+    np.testing.assert_allclose(np.array(_summary(run)["values"][0]), want, rtol=1e-4, atol=1e-5)
+
+
+def test_rerun_resumes_without_new_trials(tuned):
+    out_dir, first, _, model = tuned
+    histories = {p: p.read_text() for p in out_dir.glob("tasks/*/history.jsonl")}
+    again = _summary(chameleon("tune-model", "--model", str(model), "--trials", "6", "--round-trials", "2",
+                               "--output", str(out_dir), "--json"))  # fmt: skip
+    assert again["resumed"] == 6 and again["trials"] == 6
+    assert {p: p.read_text() for p in out_dir.glob("tasks/*/history.jsonl")} == histories  # nothing new measured
+    assert again["tasks_applied"] == first["tasks_applied"] and again["max_abs_error"] <= again["tolerance"]
+
+
+def test_onnx_model_is_checked_against_onnxruntime(models, tmp_path, monkeypatch):
+    from chameleon_tune import tune_model
+
+    monkeypatch.setenv("TVM_NUM_THREADS", "2")  # tune_model pins it; keep it from leaking into other tests
+
+    result = tune_model(str(models / "tiny.onnx"), "random", trials=4, round_trials=1, output=str(tmp_path / "o"))
+    s = result.summary
+    assert s["reference"] == "onnxruntime" and s["trials"] == 4 and s["max_abs_error"] <= s["tolerance"]
+    assert [t.trials for t in result.tasks] == [1, 1, 1, 1] and os.path.isfile(s["artifact"])
+
+
+BAD_MODELS = [
+    ("resnet99", "unknown model 'resnet99'; choices: alexnet, vgg16, resnet18, mobilenet_v2"),
+    ("missing.pt2", "does not exist"),
+    ("notes.txt", "is not a model file"),
+    ("notes.onnx", "is not an ONNX model"),
+    ("kth.pt2", "kthvalue"),  # an operator TVM's PyTorch frontend has no converter for
+]
+
+
+def _spec(models, name):
+    return name if name == "resnet99" else str(models / name)
+
+
+@pytest.mark.parametrize("model, message", BAD_MODELS)
+def test_bad_model_is_named_in_one_line(models, model, message):
+    from chameleon_tune.model_import import ModelError, load_model
+
+    with pytest.raises(ModelError, match=message) as error:
+        load_model(_spec(models, model), threads=1)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("model, message", [BAD_MODELS[0], BAD_MODELS[4]])
+def test_bad_model_exits_2_with_one_line(models, tmp_path, model, message):
+    out = chameleon("tune-model", "--model", _spec(models, model), "--trials", "2", "--output", str(tmp_path / "o"))
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and message in lines[0], out.stderr
+    assert not (tmp_path / "o" / "tasks").exists()
+
+
+def test_mismatching_output_is_an_error():
+    from chameleon_tune.model_build import VerificationError, tolerance, verify
+
+    want = [np.array([[1.0, -2.0, 3.0]], dtype="float32")]
+    assert verify([want[0] + 1e-4], want, "x") == pytest.approx(1e-4, rel=1e-2)
+    assert tolerance(want) == pytest.approx(3e-3 + 1e-6)
+    with pytest.raises(VerificationError, match="max abs error"):
+        verify([want[0] + 0.01], want, "the tuned model's")
+    with pytest.raises(VerificationError, match="shape"):
+        verify([want[0].ravel()], want, "the tuned model's")
