@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, replace
 
 from .database import History, HistoryError
-from .measure.types import MeasureOptions
+from .measure.types import MeasureOptions, RunnerConfig
 from .search.base import TaskContext, make_strategy, strategy_names
 from .tuner import OnTrial, TuneResult, tune
 from .workloads import DEFAULT_WORKLOAD, get_workload
@@ -43,6 +43,7 @@ def open_task(
     strategy: str = DEFAULT_STRATEGY,
     options: MeasureOptions = MeasureOptions(),
     seed: int = 0,
+    runner: RunnerConfig = RunnerConfig(),
 ) -> Task:
     """Check the inputs, then build the space and measurement path of one workload."""
     try:
@@ -51,10 +52,11 @@ def open_task(
         raise UsageError(exc.args[0]) from None
     check_strategies([strategy])
     tvm_target = _target(target)
+    check_runner(runner)
     if work_dir is not None:
         _claim_work_dir(work_dir, {"workload": wl.name, "target": str(tvm_target), "strategy": strategy})
 
-    from .measure.tvm_measurer import TVMMeasurer
+    from .measure.tvm_measurer import TVMMeasurer, make_builder, make_runner
     from .tvm_space import TVMSpace
 
     tvm_space = TVMSpace(wl.prim_func(), tvm_target, seed=max(1, seed + 1))
@@ -66,7 +68,14 @@ def open_task(
         history = History(tvm_space.space, history_path)
     except HistoryError as exc:
         raise UsageError(str(exc)) from None
-    measurer = TVMMeasurer(tvm_space, options, flops=wl.flops, database_dir=work_dir)
+    measurer = TVMMeasurer(
+        tvm_space,
+        options,
+        flops=wl.flops,
+        database_dir=work_dir,
+        runner=make_runner(tvm_target, options, runner),
+        builder=make_builder(tvm_target, options, runner),
+    )
     return Task(wl, tvm_space, measurer, history)
 
 
@@ -83,18 +92,22 @@ def tune_workload(
     early_stopping: int | None = None,
     on_trial: OnTrial | None = None,
     warm_start: str | None = None,
+    runner: RunnerConfig = RunnerConfig(),
 ) -> TuneResult:
     """Tune one built-in workload; with ``work_dir`` records persist and reruns resume.
 
     ``warm_start`` is a policy file (``policy.pt`` of another run's work directory)
     that the learning strategies (``chameleon``, ``rl``, ``rl+as``) start from.
+    ``runner`` says where kernels are compiled and run (this machine, or RPC devices).
     """
     if trials < 1:
         raise UsageError("--trials must be at least 1")
     if warm_start is not None and not os.path.isfile(warm_start):
         raise UsageError(f"warm-start policy {warm_start!r} does not exist")
     start = time.perf_counter()
-    task = open_task(workload, target=target, work_dir=work_dir, strategy=strategy, options=options, seed=seed)
+    task = open_task(
+        workload, target=target, work_dir=work_dir, strategy=strategy, options=options, seed=seed, runner=runner
+    )
     try:
         tvm_space = task.tvm_space
         context = TaskContext(
@@ -133,6 +146,23 @@ def check_strategies(names: list[str]) -> None:
     unknown = [name for name in names if name not in strategy_names()]
     if unknown or not names:
         raise UsageError(f"unknown strategy {','.join(unknown)!r}; choose from: {', '.join(strategy_names())}")
+
+
+def check_runner(runner: RunnerConfig) -> None:
+    """An RPC runner's tracker must answer and know a device under its key, before any work starts."""
+    if runner.kind != "rpc":
+        return
+    from .measure.rpc_runner import TrackerError, devices_by_key, tracker_summary
+
+    try:
+        keys = devices_by_key(tracker_summary(runner.tracker_address))
+    except TrackerError as exc:
+        raise UsageError(str(exc)) from None
+    if not keys.get(runner.device_key, {}).get("total"):
+        known = ", ".join(sorted(key for key, n in keys.items() if n["total"])) or "none"
+        raise UsageError(
+            f"no device is registered under key {runner.device_key!r} at {runner.tracker}; keys with devices: {known}"
+        )
 
 
 def _target(spec: str):

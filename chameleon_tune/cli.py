@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+from .runner_cli import add_devices_command, add_runner_arguments, devices, runner_config_from_args
 from .workloads import DEFAULT_WORKLOAD
 
 EXIT_USAGE = 2
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--export-cache", default=None, help="also write the measured trials as a Kernel Tuner cache file (.json or .json.gz) for `chameleon replay`")
     tune.add_argument("--warm-start", default=None, help="policy.pt of an earlier run to start the RL agent from")
     tune.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
+    add_runner_arguments(tune)
 
     compare = commands.add_parser("compare", help="strategies side by side on the same workloads, with plots and ratios")
     which = compare.add_mutually_exclusive_group(required=True)
@@ -76,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     workloads = commands.add_parser("workloads", help="list the built-in workloads")
     workloads.add_argument("--json", action="store_true", help="print a JSON list")
+    add_devices_command(commands)
     return parser
 
 
@@ -120,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             return _tune_model(args)
         if args.command == "run":
             return _run(args)
+        if args.command == "devices":
+            return devices(args)
         return _tune(args)
     except UsageError as exc:
         sys.stderr.write(f"chameleon: error: {exc}\n")
@@ -214,6 +219,7 @@ def _tune(args) -> int:
     for name in ("trials", "batch_size"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    runner = runner_config_from_args(args)
     work_dir = args.work_dir or f"runs/{args.workload}-{strategy}-s{args.seed}"
     options = _measure_options(args)
     progress = _Progress(args.trials)
@@ -230,6 +236,7 @@ def _tune(args) -> int:
             early_stopping=args.early_stopping,
             on_trial=progress.update,
             warm_start=args.warm_start,
+            runner=runner,
         )
     except KeyboardInterrupt:
         progress.close()

@@ -102,7 +102,7 @@ def tune_model(
     start = time.perf_counter()
     fused = fuse(imported.mod, tvm_target)
     model_tasks = extract_tasks(fused, tvm_target)
-    builder = LocalBuilder(tvm_target, n_workers=options.n_build_workers, timeout_s=options.build_timeout_s)
+    builder = LocalBuilder(tvm_target, timeout_s=options.build_timeout_s)
     runner = LocalRunner(options, num_threads=threads)
     try:
         tasks = [_open(task, i, output, tvm_target, seed, options, builder, runner) for i, task in enumerate(model_tasks)]

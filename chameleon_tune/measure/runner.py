@@ -2,13 +2,15 @@
 
 Runs are serialized on one long-lived process so timings do not disturb each
 other; a kernel that crashes or hangs kills only that process, which restarts.
-The :class:`Runner` interface is what a remote (TVM RPC) runner implements too.
+The :class:`Runner` interface is what the remote runner (``rpc_runner.py``)
+implements too; both check and time a loaded module with :func:`check_and_time_module`.
 """
 
 from __future__ import annotations
 
 import abc
 import time
+from typing import Callable
 
 import numpy as np
 
@@ -33,6 +35,14 @@ class Runner(abc.ABC):
     def run(self, artifact: str) -> RunResult:
         """Check and time one artifact."""
 
+    def run_all(self, artifacts: list[str], on_done: Callable[[int, RunResult], None]) -> None:
+        """Check and time every artifact, calling ``on_done(index, result)`` in this thread as each finishes.
+
+        One at a time here; a runner over several devices runs them in parallel.
+        """
+        for i, artifact in enumerate(artifacts):
+            on_done(i, self.run(artifact))
+
     def close(self) -> None:
         """Release processes or connections."""
 
@@ -49,34 +59,35 @@ def random_arguments(args: list[ArgSpec]) -> list[np.ndarray]:
     return arrays
 
 
-def _call_once(path: str, func_name: str, args: list[ArgSpec]):
+def run_once(module, dev, func_name: str, args: list[ArgSpec]) -> list:
+    """Call the kernel once on the fixed random inputs; the tensors hold its outputs."""
     import tvm
 
-    dev = tvm.cpu()
-    module = tvm.runtime.load_module(path)
     tensors = [tvm.runtime.tensor(a, dev) for a in random_arguments(args)]
     module[func_name](*tensors)
-    return module, dev, tensors
+    return tensors
 
 
-def compute_reference(path: str, func_name: str, args: list[ArgSpec]) -> None:
-    """Worker side: run the reference kernel once and keep its outputs."""
-    _module, _dev, tensors = _call_once(path, func_name, args)
-    _REFERENCES[path] = [t.numpy() for t in tensors]
+def first_mismatch(outputs: list[np.ndarray], reference: list[np.ndarray], rtol: float) -> str | None:
+    """Why ``outputs`` differ from ``reference`` beyond the tolerance, or None."""
+    for i, (got, want) in enumerate(zip(outputs, reference)):
+        scale = float(np.max(np.abs(want))) if want.size else 0.0
+        tolerance = rtol * max(scale, 1.0)
+        error = float(np.max(np.abs(got.astype(np.float64) - want))) if want.size else 0.0
+        if not error <= tolerance:
+            return f"argument {i} differs from the reference: max abs error {error:.3g} > {tolerance:.3g}"
+    return None
 
 
-def check_and_time(
-    path: str, func_name: str, args: list[ArgSpec], reference: str | None, options: MeasureOptions
+def check_and_time_module(
+    module, dev, func_name: str, args: list[ArgSpec], reference: list[np.ndarray] | None, options: MeasureOptions
 ) -> tuple[tuple[float, ...], str | None]:
-    """Worker side: ``(run_secs, mismatch message or None)``."""
-    module, dev, tensors = _call_once(path, func_name, args)
+    """``(run_secs, mismatch message or None)`` of a loaded module, local or remote."""
+    tensors = run_once(module, dev, func_name, args)
     if reference is not None:
-        for i, (got, want) in enumerate(zip((t.numpy() for t in tensors), _REFERENCES[reference])):
-            scale = float(np.max(np.abs(want))) if want.size else 0.0
-            tolerance = options.rtol * max(scale, 1.0)
-            error = float(np.max(np.abs(got.astype(np.float64) - want))) if want.size else 0.0
-            if not error <= tolerance:
-                return (), f"argument {i} differs from the reference: max abs error {error:.3g} > {tolerance:.3g}"
+        mismatch = first_mismatch([t.numpy() for t in tensors], reference, options.rtol)
+        if mismatch is not None:
+            return (), mismatch
     evaluator = module.time_evaluator(
         func_name,
         dev,
@@ -86,6 +97,24 @@ def check_and_time(
         f_preproc="cache_flush_cpu_non_first_arg" if options.enable_cpu_cache_flush else "",
     )
     return tuple(float(s) for s in evaluator(*tensors).results), None
+
+
+def compute_reference(path: str, func_name: str, args: list[ArgSpec]) -> None:
+    """Worker side: run the reference kernel once and keep its outputs."""
+    import tvm
+
+    tensors = run_once(tvm.runtime.load_module(path), tvm.cpu(), func_name, args)
+    _REFERENCES[path] = [t.numpy() for t in tensors]
+
+
+def check_and_time(
+    path: str, func_name: str, args: list[ArgSpec], reference: str | None, options: MeasureOptions
+) -> tuple[tuple[float, ...], str | None]:
+    """Worker side: ``(run_secs, mismatch message or None)``."""
+    import tvm
+
+    expected = _REFERENCES[reference] if reference is not None else None
+    return check_and_time_module(tvm.runtime.load_module(path), tvm.cpu(), func_name, args, expected, options)
 
 
 class LocalRunner(Runner):

@@ -1,4 +1,4 @@
-"""Real measurements through TVM: replay, build in parallel, run serialized, record.
+"""Real measurements through TVM: replay, build in parallel, run (here or on RPC devices), record.
 
 Valid trials are committed as they finish to a MetaSchedule ``JSONDatabase``
 (``database_workload.json``, ``database_tuning_record.json``), so stock TVM can
@@ -16,7 +16,7 @@ from ..tvm_space import TVMSpace, target_cores
 from .base import Measurer, OnResult
 from .builder import LocalBuilder
 from .runner import LocalRunner, Runner
-from .types import BUILD, INVALID, TIMEOUT, MeasureOptions, MeasureResult
+from .types import BUILD, INVALID, TIMEOUT, MeasureOptions, MeasureResult, RunnerConfig, RunResult
 
 
 class TVMMeasurer(Measurer):
@@ -37,10 +37,8 @@ class TVMMeasurer(Measurer):
         self.options = options
         self.flops = flops
         # A model's tasks share one builder and runner: their workers cost seconds to start.
-        self.builder = builder or LocalBuilder(
-            tvm_space.target, n_workers=options.n_build_workers, timeout_s=options.build_timeout_s
-        )
-        self.runner = runner or LocalRunner(options, num_threads=target_cores(tvm_space.target))
+        self.builder = builder or make_builder(tvm_space.target, options)
+        self.runner = runner or make_runner(tvm_space.target, options)
         func = tvm_space.mod["main"]
         self.args_info = ms.arg_info.ArgInfo.from_prim_func(func)
         self.database = None
@@ -83,21 +81,27 @@ class TVMMeasurer(Measurer):
         built = self.builder.build([schedules[i][0].mod for i in to_build])
         run_start = time.perf_counter()
         self.build_s += run_start - build_start
+        runnable = []  # (index in batch, artifact, build seconds)
         for i, build in zip(to_build, built):
-            sch, schedule_s = schedules[i]
-            build_s = schedule_s + build.build_s
+            build_s = schedules[i][1] + build.build_s
             if build.error_msg is not None:
                 results[i] = MeasureResult.failed(TIMEOUT if build.timed_out else BUILD, build.error_msg, build_s=build_s)
+                _notify(on_result, i, results[i])
             else:
-                run = self.runner.run(build.artifact)
-                os.remove(build.artifact)
-                if run.error is not None:
-                    results[i] = MeasureResult.failed(run.error, run.error_msg, build_s=build_s, run_s=run.run_s)
-                else:
-                    latency = float(np.median(run.run_secs))
-                    results[i] = MeasureResult(latency, run.run_secs, build_s=build_s, run_s=run.run_s)
-                    self._commit(sch, run.run_secs)
+                runnable.append((i, build.artifact, build_s))
+
+        def finished(k: int, run: RunResult) -> None:
+            i, artifact, build_s = runnable[k]
+            os.remove(artifact)
+            if run.error is not None:
+                results[i] = MeasureResult.failed(run.error, run.error_msg, build_s=build_s, run_s=run.run_s)
+            else:
+                latency = float(np.median(run.run_secs))
+                results[i] = MeasureResult(latency, run.run_secs, build_s=build_s, run_s=run.run_s)
+                self._commit(schedules[i][0], run.run_secs)
             _notify(on_result, i, results[i])
+
+        self.runner.run_all([artifact for _i, artifact, _s in runnable], finished)
         self.run_s += time.perf_counter() - run_start
         return results
 
@@ -119,6 +123,20 @@ class TVMMeasurer(Measurer):
     def close(self) -> None:
         self.builder.close()
         self.runner.close()
+
+
+def make_builder(target, options: MeasureOptions, config: RunnerConfig = RunnerConfig()) -> LocalBuilder:
+    """The compilers ``config`` asks for (``build_workers``), on this machine whatever the runner."""
+    return LocalBuilder(target, n_workers=config.build_workers, timeout_s=options.build_timeout_s)
+
+
+def make_runner(target, options: MeasureOptions, config: RunnerConfig = RunnerConfig()) -> Runner:
+    """This machine's runner, or the devices of ``config.device_key`` at its tracker."""
+    if config.kind == "rpc":
+        from .rpc_runner import RPCRunner
+
+        return RPCRunner(config, options, device_type=target.get_target_device_type())
+    return LocalRunner(options, num_threads=target_cores(target))
 
 
 def _notify(on_result: OnResult | None, index: int, result: MeasureResult) -> None:

@@ -33,8 +33,55 @@ class MeasureOptions:
     """Compare each kernel's output with the untransformed workload's on random inputs."""
     rtol: float = 1e-4
     """Relative tolerance of the check, scaled by the reference's largest magnitude."""
-    n_build_workers: int | None = None
-    """Parallel compiler processes; default: one per CPU core."""
+
+
+RUNNER_KINDS = ("local", "rpc")
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """Where kernels are compiled and run: this machine, or devices behind a TVM RPC tracker.
+
+    Invalid combinations raise ``ValueError`` with one line naming the flag to fix.
+    """
+
+    kind: str = "local"
+    """``local``: this machine's CPU; ``rpc``: every device registered at ``tracker`` under ``device_key``."""
+    tracker: str | None = None
+    """The TVM RPC tracker as ``HOST:PORT`` (rpc only)."""
+    device_key: str | None = None
+    """The key the devices registered under (``python -m tvm.exec.rpc_server --key``)."""
+    build_workers: int | None = None
+    """Parallel compiler processes on this machine; default: one per CPU core."""
+    retries: int = 1
+    """Further sessions a job gets after its device's session died mid-measurement."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in RUNNER_KINDS:
+            raise ValueError(f"unknown runner {self.kind!r}; choose from: {', '.join(RUNNER_KINDS)}")
+        if self.kind == "rpc" and not (self.tracker and self.device_key):
+            raise ValueError("--runner rpc needs --tracker HOST:PORT and --device-key KEY")
+        if self.kind == "local" and (self.tracker or self.device_key):
+            raise ValueError("--tracker and --device-key go with --runner rpc")
+        if self.tracker is not None:
+            parse_tracker(self.tracker)  # a typo fails now, not mid-run
+        if self.build_workers is not None and self.build_workers < 1:
+            raise ValueError("--build-workers must be at least 1")
+        if self.retries < 0:
+            raise ValueError("retries must be at least 0")
+
+    @property
+    def tracker_address(self) -> tuple[str, int]:
+        return parse_tracker(self.tracker or "")
+
+
+def parse_tracker(spec: str) -> tuple[str, int]:
+    """``HOST:PORT`` as (host, port); ``ValueError`` (one line) if it is not one."""
+    host, _, port = spec.rpartition(":")
+    host = host.strip("[]")  # [::1]:9190
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--tracker must be HOST:PORT (e.g. 127.0.0.1:9190), not {spec!r}")
+    return host, int(port)
 
 
 @dataclass(frozen=True)
