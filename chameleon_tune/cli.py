@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--target", default="llvm", help="TVM target (default llvm: the host CPU)")
     compare.add_argument("--batch-size", type=int, default=16, help="configurations measured per iteration (default 16)")
     _add_measure_arguments(compare)
+    add_runner_arguments(compare)
     compare.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
 
     replay = commands.add_parser("replay", help="run strategies on a recorded (Kernel Tuner cache) search space")
@@ -69,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--output", default=None, help="directory for records, model.so and report.md; a rerun resumes (default: runs/<model>-<strategy>-s<seed>)")
     model.add_argument("--seed", type=int, default=0)
     model.add_argument("--round-trials", type=int, default=16, help="trials a task gets per turn of the task scheduler (default 16)")
+    _add_measure_arguments(model)
+    add_runner_arguments(model)
     model.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
 
     run = commands.add_parser("run", help="run a model exported by tune-model on random (or given) input")
@@ -175,6 +178,7 @@ def _compare(args) -> int:
     from .compare import compare
 
     options = _measure_options(args)
+    runner = runner_config_from_args(args)
     try:
         summary = compare(
             [w for w in args.workload.split(",") if w] if args.workload else None,
@@ -187,6 +191,7 @@ def _compare(args) -> int:
             target=args.target,
             options=options,
             batch_size=args.batch_size,
+            runner=runner,
         )
     except KeyboardInterrupt:
         sys.stderr.write(f"chameleon: interrupted; finished trials are recorded under {args.out}/runs (rerun to resume)\n")
@@ -261,10 +266,11 @@ def _tune_model(args) -> int:
     strategy = args.strategy or DEFAULT_STRATEGY
     model_name = os.path.splitext(os.path.basename(args.model))[0]
     output = args.output or f"runs/{model_name}-{strategy}-s{args.seed}"
+    options, runner = _measure_options(args), runner_config_from_args(args)
     try:
         result = tune_model(
             args.model, strategy, trials=args.trials, output=output, target=args.target, seed=args.seed,
-            round_trials=args.round_trials, progress=True,
+            options=options, round_trials=args.round_trials, progress=True, runner=runner,
         )  # fmt: skip
     except KeyboardInterrupt:
         sys.stderr.write(f"chameleon: interrupted; every finished trial is recorded in {output} (rerun to resume)\n")

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .api import DEFAULT_STRATEGY, UsageError, _target, check_strategies, check_writable, tune_workload
+from .api import DEFAULT_STRATEGY, UsageError, _target, check_runner, check_strategies, check_writable, tune_workload
 from .curves import fraction_of, median_cost, reached
 from .database import History
-from .measure.types import MeasureOptions
+from .measure.types import MeasureOptions, RunnerConfig
 from .space import Space
 from .workloads import Workload, get_workload, suite
 
@@ -80,6 +80,7 @@ def compare(
     options: MeasureOptions = MeasureOptions(),
     batch_size: int = 16,
     progress: bool = True,
+    runner: RunnerConfig = RunnerConfig(),
 ) -> dict:
     """Tune every workload with every strategy and seed; write the report; return the summary.
 
@@ -95,6 +96,7 @@ def compare(
     if min(trials, seeds, batch_size) < 1:
         raise UsageError("--trials, --seeds and --batch-size must be at least 1")
     _target(target)
+    check_runner(runner)
     check_writable(out)
 
     from .compare_report import Progress, write_report
@@ -110,7 +112,7 @@ def compare(
                 for strategy in strategies if seed % 2 == 0 else strategies[::-1]:
                     bar.start_run(f"{workload.name} {strategy} seed {seed}", workload.flops)
                     runs.append(
-                        _tune_or_load(workload, strategy, seed, trials, out, target, options, batch_size, bar.update)
+                        _tune_or_load(workload, strategy, seed, trials, out, target, options, batch_size, runner, bar.update)
                     )
                     bar.end_run(trials, len(runs))
     finally:
@@ -121,6 +123,7 @@ def compare(
         "batch_size": batch_size,
         "target": target,
         "measure_options": options.__dict__,
+        "runner": runner.__dict__,
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip() + f", {os.cpu_count()} cores",
     }
@@ -129,7 +132,7 @@ def compare(
     return summary
 
 
-def _tune_or_load(workload, strategy, seed, trials, out, target, options, batch_size, on_trial) -> Run:
+def _tune_or_load(workload, strategy, seed, trials, out, target, options, batch_size, runner, on_trial) -> Run:
     """A finished run is read back; anything else is tuned (resuming what its directory holds)."""
     work_dir = os.path.join(out, "runs", workload.name, f"{strategy}-s{seed}")
     done_path = os.path.join(work_dir, "result.json")
@@ -148,6 +151,7 @@ def _tune_or_load(workload, strategy, seed, trials, out, target, options, batch_
             options=options,
             batch_size=batch_size,
             on_trial=on_trial,
+            runner=runner,
         )
         done = result.to_json()
         with open(done_path, "w") as f:

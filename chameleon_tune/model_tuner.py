@@ -16,9 +16,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .api import DEFAULT_STRATEGY, UsageError, _check_space, _claim_work_dir, _target, check_strategies, check_writable
+from .api import (
+    DEFAULT_STRATEGY,
+    UsageError,
+    _check_space,
+    _claim_work_dir,
+    _target,
+    check_runner,
+    check_strategies,
+    check_writable,
+)
 from .database import History, HistoryError
-from .measure.types import MeasureOptions
+from .measure.types import MeasureOptions, RunnerConfig
 from .model_build import (
     CompiledModel,
     TaskRow,
@@ -75,10 +84,12 @@ def tune_model(
     options: MeasureOptions = MeasureOptions(),
     round_trials: int = SchedulerConfig.round_trials,
     progress: bool = False,
+    runner: RunnerConfig = RunnerConfig(),
 ) -> ModelTuneResult:
     """Tune ``model`` (a built-in name, or a ``.pt2`` / ``.onnx`` file) into ``output``.
 
-    ``trials`` is the budget over all tasks, resumed trials included. Raises
+    ``trials`` is the budget over all tasks, resumed trials included; ``runner``
+    says where kernels are measured (this machine, or RPC devices). Raises
     :class:`UsageError` for bad input and ``VerificationError`` when the tuned
     model's output does not match the reference (then nothing is exported).
     """
@@ -86,6 +97,7 @@ def tune_model(
         raise UsageError("--trials and --round-trials must be at least 1")
     check_strategies([strategy])
     tvm_target = _target(target)
+    check_runner(runner)
     threads = _use_threads()
     check_writable(output)
     try:
@@ -96,21 +108,21 @@ def tune_model(
 
     from tvm.s_tir import meta_schedule as ms
 
-    from .measure.builder import LocalBuilder
-    from .measure.runner import LocalRunner, random_arguments
+    from .measure.runner import random_arguments
+    from .measure.tvm_measurer import make_builder, make_runner
 
     start = time.perf_counter()
     fused = fuse(imported.mod, tvm_target)
     model_tasks = extract_tasks(fused, tvm_target)
-    builder = LocalBuilder(tvm_target, timeout_s=options.build_timeout_s)
-    runner = LocalRunner(options, num_threads=threads)
+    builder = make_builder(tvm_target, options, runner)
+    measure_on = make_runner(tvm_target, options, runner)
     try:
-        tasks = [_open(task, i, output, tvm_target, seed, options, builder, runner) for i, task in enumerate(model_tasks)]
+        tasks = [_open(task, i, output, tvm_target, seed, options, builder, measure_on) for i, task in enumerate(model_tasks)]
         resumed = sum(len(t.history) for t in tasks)
         _spend(tasks, strategy, trials, seed, SchedulerConfig(round_trials=round_trials), progress)
     finally:
         builder.close()
-        runner.close()
+        measure_on.close()
     tuning_wall_s = time.perf_counter() - start
 
     database = ms.database.UnionDatabase(*(ms.database.JSONDatabase(work_dir=t.work_dir) for t in tasks))
