@@ -33,7 +33,8 @@ def test_worker_survives_crash_timeout_and_exceptions():
 def measurer(matmul_space):
     from chameleon_tune.measure.tvm_measurer import TVMMeasurer
 
-    m = TVMMeasurer(matmul_space, MeasureOptions(run_timeout_s=3.0), flops=2 * 64**3)
+    # Long enough for a two-thread kernel on a loaded 2-core machine; the hang test waits it out.
+    m = TVMMeasurer(matmul_space, MeasureOptions(run_timeout_s=8.0), flops=2 * 64**3)
     yield m
     m.close()
 

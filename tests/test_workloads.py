@@ -41,7 +41,7 @@ def test_alexnet_first_conv_is_torchvision_variant() -> None:
 
 def test_list_and_suites() -> None:
     names = [w.name for w in list_workloads()]
-    assert len(names) == len(set(names)) == 5 + 9 + 12 + 5
+    assert len(names) == len(set(names)) == 5 + 9 + 12 + 6
     assert names[-6:] == ["matmul.64", "matmul.128", "matmul.256", "matmul.512", "matmul.1024", "matmul.121"]
     assert len(suite("paper")) == 26
     assert get_workload("matmul.256").flops == 2 * 256**3
