@@ -38,3 +38,24 @@ def median_cost(costs: list[float | None]) -> float | None:
         return None
     median = float(np.median([np.inf if c is None else c for c in costs]))
     return median if np.isfinite(median) else None
+
+
+def mean_fraction(fraction: np.ndarray, length: int) -> float:
+    """Area under a best-so-far fraction curve over ``length`` trials, as a mean in [0, 1].
+
+    A curve shorter than ``length`` (a run that stopped early) is held at its
+    last value. Unlike "reached at", this credits getting close without hitting
+    a level, so it stays stable on spaces where few configurations are near the
+    optimum and a single lucky trial decides when a level is first met.
+    """
+    fraction = np.asarray(fraction, dtype=np.float64)[:length]
+    if not len(fraction):
+        return 0.0
+    return float((fraction.sum() + fraction[-1] * (length - len(fraction))) / length)
+
+
+def mean_and_sem(values: list[float]) -> tuple[float, float]:
+    """Mean and its standard error (0 for a single value)."""
+    values = np.asarray(values, dtype=np.float64)
+    sem = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
+    return float(values.mean()), float(sem)

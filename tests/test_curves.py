@@ -47,3 +47,15 @@ def test_median_cost_counts_never_as_infinite():
     assert median_cost([3, None]) is None  # half missed: no typical cost
     assert median_cost([None, None, 2, 4, 6]) == 6
     assert median_cost([]) is None
+
+
+def test_mean_fraction_is_the_area_under_the_curve():
+    from chameleon_tune.curves import mean_and_sem, mean_fraction
+
+    assert mean_fraction([0.0, 0.5, 1.0, 1.0], 4) == 0.625
+    assert mean_fraction([0.5, 1.0], 4) == 0.875  # a run that stopped early is held at its last value
+    assert mean_fraction([0.5, 1.0, 1.0], 2) == 0.75  # only the budget counts
+    assert mean_fraction([], 3) == 0.0
+    mean, sem = mean_and_sem([0.5, 0.7, 0.9])
+    np.testing.assert_allclose([mean, sem], [0.7, 0.2 / np.sqrt(3)])
+    assert mean_and_sem([0.4]) == (0.4, 0.0)

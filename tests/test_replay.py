@@ -113,6 +113,9 @@ def test_replay_cli_writes_the_report(tmp_path):
     runs = json.loads((tmp_path / "rep" / "summary.json").read_text())["runs"]
     assert len(runs) == 4 and all(len(r["fraction"]) == 30 for r in runs)
     assert all(0 <= f <= 1 for r in runs for f in r["fraction"])
+    sa_areas = [sum(r["fraction"]) / 30 for r in runs if r["strategy"] == "sa"]
+    assert summary["strategies"]["sa"]["mean_fraction"]["mean"] == pytest.approx(sum(sa_areas) / 2)
+    assert "mean fraction (± s.e.)" in (tmp_path / "rep" / "report.md").read_text()
 
 
 @pytest.mark.parametrize(
