@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 
-from .plots import median_band, pyplot
+from .plots import band_name, median_band, pyplot
 
 
 class Progress:
@@ -133,7 +133,7 @@ def _plot(s: dict, axis: str, path: str) -> None:
     for ax in list(axes.flat)[len(names):]:
         ax.set_visible(False)
     axes.flat[0].legend(fontsize=8, loc="lower right")
-    fig.suptitle(f"Best so far, median and range over {s.get('seeds')} seed(s)")
+    fig.suptitle(f"Best so far, median and {band_name(s.get('seeds'))} over {s.get('seeds')} seed(s)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

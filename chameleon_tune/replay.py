@@ -17,7 +17,7 @@ import numpy as np
 from .curves import fraction_of, mean_and_sem, mean_fraction, median_cost, reached
 from .database import History
 from .measure.replay import CacheFile, ReplayMeasurer
-from .plots import median_band, pyplot
+from .plots import band_name, median_band, pyplot
 from .search.base import TaskContext, make_strategy
 from .tuner import tune
 
@@ -119,14 +119,16 @@ def write_report(summary: dict, out_dir: str) -> None:
 def _plot(summary: dict, path: str) -> None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name in summary["strategies"]:
+    for i, name in enumerate(summary["strategies"]):
         curves = [r["fraction"] for r in summary["runs"] if r["strategy"] == name and r["fraction"]]
         length = min(len(c) for c in curves)
-        median_band(ax, np.arange(1, length + 1), np.array([c[:length] for c in curves]), name)
+        # Line styles keep strategies that coincide (e.g. chameleon and rl+as without synthesis events) visible.
+        style = ("-", "--", "-.", ":")[i % 4]
+        median_band(ax, np.arange(1, length + 1), np.array([c[:length] for c in curves]), name, linestyle=style)
     ax.set_xlabel("evaluations")
     ax.set_ylabel("fraction of optimum (optimum / best so far)")
     ax.set_ylim(0, 1.02)
-    ax.set_title(f"{summary['kernel'] or 'replay'}: median and range over {summary['seeds']} seeds")
+    ax.set_title(f"{summary['kernel'] or 'replay'}: median and {band_name(summary['seeds'])} over {summary['seeds']} seeds")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
