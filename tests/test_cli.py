@@ -81,6 +81,8 @@ def test_ctrl_c_keeps_every_finished_trial(tmp_path):
         [sys.executable, "-m", "chameleon_tune.cli", "tune", "--workload", "matmul.64", "--strategy", "random",
          "--trials", "500", "--batch-size", "4", "--work-dir", str(work)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A shell's background jobs inherit SIGINT ignored; give the child the default, as a terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     history = work / "history.jsonl"
     deadline = time.time() + 300
