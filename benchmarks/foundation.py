@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 
 import numpy as np
 
 from chameleon_tune.reference import torch_latency_s
+from workload_sample import random_sample
 
 
 def ours(tvm_space, configs, options):
@@ -84,15 +84,11 @@ def main() -> None:
 
     from chameleon_tune.api import tune_workload
     from chameleon_tune.measure.types import MeasureOptions
-    from chameleon_tune.tvm_space import TVMSpace, host_target
-    from chameleon_tune.workloads import get_workload
 
-    wl = get_workload(args.workload)
-    target = host_target()
+    sample = random_sample(args.workload, args.configs)
+    wl, tvm_space, configs = sample.workload, sample.tvm_space, sample.configs
     options = MeasureOptions()
-    tvm_space = TVMSpace(wl.prim_func(), target)
-    configs = tvm_space.space.sample(np.random.default_rng(0), args.configs)
-    report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", "target": str(target), "workload": wl.name}
+    report = sample.report_header()
 
     our_wall, our_lat = ours(tvm_space, configs, options)
     stock_runs = {}

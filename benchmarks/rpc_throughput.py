@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from collections import Counter
 from contextlib import nullcontext
 
 import numpy as np
+from workload_sample import random_sample
 
 
 def measure(tvm_space, warmup, configs, options, config, batch_size: int) -> tuple[dict, list]:
@@ -63,20 +63,14 @@ def main() -> None:
 
     from chameleon_tune.measure.loopback import LoopbackDevices
     from chameleon_tune.measure.types import MeasureOptions, RunnerConfig
-    from chameleon_tune.tvm_space import TVMSpace, host_target, target_cores
-    from chameleon_tune.workloads import get_workload
+    from chameleon_tune.tvm_space import target_cores
 
-    wl = get_workload(args.workload)
-    target = host_target()
+    sample = random_sample(args.workload, args.configs)
+    target, tvm_space, configs = sample.target, sample.tvm_space, sample.configs
     options = MeasureOptions()
-    tvm_space = TVMSpace(wl.prim_func(), target)
     warmup = tvm_space.space.sample(np.random.default_rng(1), 1)
-    configs = tvm_space.space.sample(np.random.default_rng(0), args.configs)
     report = {
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "target": str(target),
-        "workload": wl.name,
+        **sample.report_header(),
         "configs": len(configs),
         "batch_size": args.batch_size,
         "settings": {},
