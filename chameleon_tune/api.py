@@ -11,12 +11,16 @@ import json
 import os
 import time
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from .database import History, HistoryError
 from .measure.types import MeasureOptions, RunnerConfig
-from .search.base import TaskContext, make_strategy, strategy_names
+from .search.base import PolicyError, TaskContext, make_strategy, strategy_names
 from .tuner import OnTrial, TuneResult, tune
 from .workloads import DEFAULT_WORKLOAD, get_workload
+
+if TYPE_CHECKING:
+    from .workdir_lock import WorkDirLock
 
 DEFAULT_STRATEGY = "chameleon"
 
@@ -33,6 +37,15 @@ class Task:
     tvm_space: object
     measurer: object
     history: History
+    lock: WorkDirLock
+    """Held on the work directory until :meth:`close`: one tuner per directory."""
+
+    def close(self) -> None:
+        """Stop the measurement workers and give the work directory free."""
+        try:
+            self.measurer.close()
+        finally:
+            self.lock.release()
 
 
 def open_task(
@@ -45,14 +58,26 @@ def open_task(
     seed: int = 0,
     runner: RunnerConfig = RunnerConfig(),
 ) -> Task:
-    """Check the inputs, then build the space and measurement path of one workload."""
+    """Check the inputs, lock the work directory, then build the space and measurement path
+    of one workload. The caller must :meth:`Task.close` it."""
     try:
         wl = get_workload(workload)
     except KeyError as exc:
         raise UsageError(exc.args[0]) from None
     check_strategies([strategy])
-    tvm_target = _target(target)
+    tvm_target = _target(target, runner.threads)
     check_runner(runner)
+    if work_dir is not None:
+        check_writable(work_dir)
+    lock = locked(work_dir)
+    try:
+        return _open_locked(wl, tvm_target, work_dir, strategy, options, seed, runner, lock)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _open_locked(wl, tvm_target, work_dir, strategy, options, seed, runner, lock) -> Task:
     if work_dir is not None:
         _claim_work_dir(work_dir, {"workload": wl.name, "target": str(tvm_target), "strategy": strategy})
 
@@ -76,7 +101,7 @@ def open_task(
         runner=make_runner(tvm_target, options, runner),
         builder=make_builder(tvm_target, options, runner),
     )
-    return Task(wl, tvm_space, measurer, history)
+    return Task(wl, tvm_space, measurer, history, lock)
 
 
 def tune_workload(
@@ -119,10 +144,7 @@ def tune_workload(
             work_dir=work_dir,
             warm_start=warm_start,
         )
-        try:
-            search = make_strategy(strategy, context)
-        except ValueError as exc:  # e.g. a warm-start policy for another number of knobs
-            raise UsageError(str(exc)) from None
+        search = make_search(strategy, context)
         # Worker start-up and the reference build are one-off setup, not tuning time.
         task.measurer.prepare()
         setup_s = time.perf_counter() - start
@@ -136,9 +158,28 @@ def tune_workload(
             on_trial=on_trial,
         )
     finally:
-        task.measurer.close()
+        task.close()
     extra = {"workload": task.workload.name, "strategy": strategy, "setup_s": setup_s, **result.extra}
     return replace(result, extra=extra, wall_s=time.perf_counter() - start)
+
+
+def locked(directory: str | None, what: str = "work directory") -> WorkDirLock:
+    """``directory``'s lock, taken (see ``workdir_lock``): use it in ``with``; a second run
+    on the directory gets a UsageError naming the holder."""
+    from .workdir_lock import WorkDirBusy, WorkDirLock
+
+    try:
+        return WorkDirLock(directory, what).acquire()
+    except WorkDirBusy as exc:
+        raise UsageError(str(exc)) from None
+
+
+def make_search(strategy: str, context: TaskContext):
+    """The strategy for one task; a warm-start file that is no usable policy is a UsageError."""
+    try:
+        return make_strategy(strategy, context)
+    except PolicyError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def check_strategies(names: list[str]) -> None:
@@ -165,11 +206,11 @@ def check_runner(runner: RunnerConfig) -> None:
         )
 
 
-def _target(spec: str):
+def _target(spec: str, threads: int | None = None):
     from .tvm_space import parse_target
 
     try:
-        target = parse_target(spec)
+        target = parse_target(spec, threads)
     except Exception as exc:  # noqa: BLE001 - TVM raises several types for a bad target
         raise UsageError(f"unknown target {spec!r}: {str(exc).splitlines()[-1] if str(exc) else exc}; use e.g. llvm") from None
     if target.kind.name != "llvm":

@@ -86,12 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_measure_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--number", type=int, default=3, help="kernel calls per timed repeat")
-    parser.add_argument("--repeat", type=int, default=3, help="timed repeats per configuration (median reported)")
-    parser.add_argument("--min-repeat-ms", type=int, default=20)
+    from .measure.types import MeasureOptions
+
+    d = MeasureOptions()
+    parser.add_argument("--number", type=int, default=d.number, help=f"kernel calls per timed repeat (default {d.number})")
+    parser.add_argument("--repeat", type=int, default=d.repeat, help=f"timed repeats per configuration, the fastest counts (default {d.repeat})")
+    parser.add_argument("--min-repeat-ms", type=int, default=d.min_repeat_ms, help=f"shortest repeat: more calls for fast kernels (default {d.min_repeat_ms})")
     parser.add_argument("--cache-flush", action="store_true", help="flush CPU caches before each timed call")
-    parser.add_argument("--build-timeout", type=float, default=30.0, help="seconds allowed to compile one configuration")
-    parser.add_argument("--run-timeout", type=float, default=10.0, help="seconds allowed to check and time one configuration")
+    parser.add_argument("--build-timeout", type=float, default=d.build_timeout_s, help="seconds allowed to compile one configuration")
+    parser.add_argument("--run-timeout", type=float, default=d.run_timeout_s, help="seconds allowed to check and time one configuration")
+    parser.add_argument(
+        "--no-priority", action="store_true",
+        help="time kernels at normal scheduling priority (default: the highest permitted, so other work yields the cores)",
+    )  # fmt: skip
 
 
 def _measure_options(args):
@@ -108,6 +115,7 @@ def _measure_options(args):
         enable_cpu_cache_flush=args.cache_flush,
         build_timeout_s=args.build_timeout,
         run_timeout_s=args.run_timeout,
+        priority=not args.no_priority,
     )
 
 
@@ -203,6 +211,10 @@ def _compare(args) -> int:
             for label, key in (("measurements", "measurement_ratio"), ("time", "time_ratio"), ("quality", "quality_ratio"), ("vs PyTorch", "vs_pytorch"))
         ]
         print(f"{strategy:<12} " + ", ".join(cells))
+    noisy = sum(summary["noisy_trials"].values())
+    if noisy or summary["pytorch_noisy"]:
+        print(f"warning    the machine was busy: {noisy} trials disturbed, PyTorch timing disturbed on "
+              f"{', '.join(summary['pytorch_noisy']) or 'no workload'}; see the report")  # fmt: skip
     print(f"report     {os.path.join(args.out, 'report.md')}")
     if args.json:
         print(json.dumps({k: v for k, v in summary.items() if k != "runs"}))
@@ -260,7 +272,7 @@ def _tune(args) -> int:
 
 def _tune_model(args) -> int:
     from .api import DEFAULT_STRATEGY
-    from .model_build import VerificationError
+    from .model_build import VerificationError, disturbance_lines, ratio_cell
     from .model_tuner import tune_model
 
     strategy = args.strategy or DEFAULT_STRATEGY
@@ -284,9 +296,14 @@ def _tune_model(args) -> int:
         best = "none valid" if t.best_latency_s is None else f"{t.best_latency_s * 1e3:.4f} ms"
         applied = "" if t.applied else "  (default schedule)"
         print(f"  {t.name:<44} x{t.weight:<3} {t.trials:>5} trials  best {best}{applied}")
-    print(f"tuned      {s['tuned_latency_s'] * 1e3:.3f} ms (max abs error {s['max_abs_error']:.3g}, tolerance {s['tolerance']:.3g})")
-    print(f"untuned    {s['untuned_latency_s'] * 1e3:.3f} ms")
+    print(
+        f"tuned      {s['tuned_latency_s'] * 1e3:.3f} ms = {ratio_cell(s, 'tuned')} {s['reference']}"
+        f" (max abs error {s['max_abs_error']:.3g}, tolerance {s['tolerance']:.3g})"
+    )
+    print(f"untuned    {s['untuned_latency_s'] * 1e3:.3f} ms = {ratio_cell(s, 'untuned')} {s['reference']}")
     print(f"{s['reference']:<10} {s['reference_latency_s'] * 1e3:.3f} ms")
+    for line in disturbance_lines(s)[:-1]:
+        print(f"warning    {line.strip('*').removeprefix('Warning: ')}")
     print(f"tuning     {s['trials']} trials ({s['resumed']} resumed) in {s['tuning_wall_s']:.1f} s; records applied to {s['tasks_applied']}/{len(result.tasks)} tasks")
     print(f"artifact   {s['artifact']}  (chameleon run {output})")
     if args.json:
@@ -344,21 +361,26 @@ def _export(work_dir: str, path: str, result) -> None:
 
 
 class _Progress:
-    """A progress bar over trials with the best GFLOPS so far (on stderr)."""
+    """A progress bar over trials with the best latency so far and disturbed timings (on stderr)."""
 
     def __init__(self, total: int) -> None:
         self.total = total
         self.bar = None
         self.best = None
+        self.noisy = 0
 
     def update(self, trial) -> None:
         from tqdm import tqdm
+
+        from .progress import progress_note
 
         if self.bar is None:
             self.bar = tqdm(total=self.total, desc="tuning", unit="trial", file=sys.stderr, dynamic_ncols=True)
         if trial.result.valid and (self.best is None or trial.result.latency_s < self.best):
             self.best = trial.result.latency_s
-            self.bar.set_postfix_str(f"best {self.best * 1e3:.3f} ms")
+        self.noisy += trial.result.noisy
+        if self.best is not None:
+            self.bar.set_postfix_str(progress_note(self.best, self.noisy), refresh=False)
         self.bar.update(1)
 
     def close(self) -> None:
@@ -378,7 +400,14 @@ def _print_summary(s: dict) -> None:
     print(
         f"wall time  {s['wall_s']:.1f} s = search {s['search_s']:.1f} s + build {s['build_s']:.1f} s"
         f" + run {s['run_s']:.1f} s + setup/other {s['wall_s'] - s['search_s'] - s['build_s'] - s['run_s']:.1f} s"
+        f" (re-timing the best {s['retime_s']:.1f} s)"
     )
+    if s["noisy_trials"]:
+        print(
+            f"warning    {s['noisy_trials']} trials timed while other work took up to {s['interference_max']:.1f} cores"
+            + (" (the best among them: its latency is suspect)" if s["best_noisy"] else "")
+            + "; tune on a quiet machine or use --threads"
+        )
     print(f"records    {s['work_dir']}")
 
 

@@ -25,9 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .api import DEFAULT_STRATEGY, UsageError, _target, check_runner, check_strategies, check_writable, tune_workload
+from .api import DEFAULT_STRATEGY, UsageError, _target, check_runner, check_strategies, check_writable, locked, tune_workload
 from .curves import fraction_of, median_cost, reached
 from .database import History
+from .measure.interference import NOISY_CORES, CpuWatch
 from .measure.types import MeasureOptions, RunnerConfig
 from .space import Space
 from .workloads import Workload, get_workload, suite
@@ -49,6 +50,8 @@ class Run:
     """Seconds of tuning when each trial finished (see ``History.tuning_clock``)."""
     search_s: float
     wall_s: float
+    noisy: int = 0
+    """Valid trials timed while other work disturbed the machine."""
 
     @property
     def best_latency_s(self) -> float:
@@ -95,9 +98,14 @@ def compare(
         raise UsageError(f"--reference {reference!r} is not among --strategies {','.join(strategies)}")
     if min(trials, seeds, batch_size) < 1:
         raise UsageError("--trials, --seeds and --batch-size must be at least 1")
-    _target(target)
+    _target(target, runner.threads)
     check_runner(runner)
     check_writable(out)
+    with locked(out, "comparison directory"):
+        return _compare(chosen, strategies, trials, seeds, out, reference, target, options, batch_size, progress, runner)
+
+
+def _compare(chosen, strategies, trials, seeds, out, reference, target, options, batch_size, progress, runner) -> dict:
 
     from .compare_report import Progress, write_report
     from .reference import torch_latency_s
@@ -105,9 +113,13 @@ def compare(
     bar = Progress(len(chosen) * len(strategies) * seeds * trials, enabled=progress)
     runs: list[Run] = []
     pytorch_s: dict[str, float] = {}
+    pytorch_interference: dict[str, float] = {}
+    watch = CpuWatch()
     try:
         for workload in chosen:
-            pytorch_s[workload.name] = torch_latency_s(workload)
+            watch.start()
+            pytorch_s[workload.name] = torch_latency_s(workload, runner.threads)
+            pytorch_interference[workload.name] = watch.stop().cores
             for seed in range(seeds):
                 for strategy in strategies if seed % 2 == 0 else strategies[::-1]:
                     bar.start_run(f"{workload.name} {strategy} seed {seed}", workload.flops)
@@ -127,6 +139,7 @@ def compare(
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip() + f", {os.cpu_count()} cores",
     }
+    settings["pytorch_interference"] = pytorch_interference
     summary = summarize(runs, {w.name: w.flops for w in chosen}, pytorch_s, reference, strategies, settings)
     write_report(summary, out)
     return summary
@@ -160,7 +173,8 @@ def _tune_or_load(workload, strategy, seed, trials, out, target, options, batch_
         history = History(Space.from_json(json.load(f)), os.path.join(work_dir, "history.jsonl"))
     # An earlier comparison may have spent a larger budget here: compare like with like.
     latencies, clock = history.latencies[:trials], history.tuning_clock()[:trials]
-    return Run(workload.name, strategy, seed, latencies, clock, done["search_s"], done["wall_s"])
+    noisy = sum(t.result.valid and t.result.noisy for t in history.trials[:trials])
+    return Run(workload.name, strategy, seed, latencies, clock, done["search_s"], done["wall_s"], noisy)
 
 
 def summarize(
@@ -187,6 +201,8 @@ def summarize(
         summary[f"geomean_{ratio}"] = {s: _geomean([v for v in vals if v is not None]) for s, vals in values.items()}
         summary[f"{ratio}_defined_for"] = {s: f"{sum(v is not None for v in vals)}/{len(vals)}" for s, vals in values.items()}
     summary["per_workload"] = per_workload
+    summary["noisy_trials"] = {s: sum(r.noisy for r in runs if r.strategy == s) for s in strategies}
+    summary["pytorch_noisy"] = [w for w, cores in summary.get("pytorch_interference", {}).items() if cores >= NOISY_CORES]
     summary["runs"] = [
         {
             "workload": r.workload,
@@ -195,6 +211,7 @@ def summarize(
             "best_latency_s": r.best_latency_s if math.isfinite(r.best_latency_s) else None,
             "search_s": r.search_s,
             "wall_s": r.wall_s,
+            "noisy_trials": r.noisy,
             "latencies_s": [v if math.isfinite(v) else None for v in r.latencies.tolist()],
             "clock_s": r.clock.tolist(),
         }

@@ -67,6 +67,7 @@ def _markdown(s: dict) -> list[str]:
         "reference's; *vs PyTorch*: final best GFLOPS over PyTorch eager's (oneDNN, same threads, same run). "
         "Medians over seeds, a seed that never reached counting as infinite: *not reached* is not a number.",
         "",
+        *_warnings(s),
         "## Over all workloads (geometric means)",
         "",
         "| strategy | measurement ratio | time ratio | quality ratio | vs PyTorch |",
@@ -90,13 +91,32 @@ def _markdown(s: dict) -> list[str]:
             best, top = e["to_reference_best"], e["to_95%_of_reference_best"]
             lines.append(
                 f"| {name} ({pytorch}) | {strategy} | {e['best_gflops_median']:.1f} "
-                f"[{e['best_gflops_range'][0]:.1f}, {e['best_gflops_range'][1]:.1f}] | {_num(e['vs_pytorch'])} "
+                f"[{e['best_gflops_range'][0]:.1f}, {e['best_gflops_range'][1]:.1f}] | {_num(e['vs_pytorch'])}"
+                f"{' (unreliable)' if name in s.get('pytorch_noisy', ()) else ''} "
                 f"| {_num(best['measurements_median'], '.0f')} ({_num(top['measurements_median'], '.0f')}) "
                 f"| {_num(best['wall_s_median'], '.0f')} ({_num(top['wall_s_median'], '.0f')}) | {best['reached']} "
                 f"| {_num(e['measurement_ratio'])} | {_num(e['time_ratio'])} | {100 * e['search_share_median']:.1f}% |"
             )
     lines += ["", "![best vs measurements](best_vs_measurements.png)", "", "![best vs time](best_vs_time.png)"]
     return lines
+
+
+def _warnings(s: dict) -> list[str]:
+    """Lines saying which numbers other work on the machine may have bent (none on a quiet run)."""
+    lines = []
+    noisy = {k: v for k, v in s.get("noisy_trials", {}).items() if v}
+    if noisy:
+        lines.append(
+            "**Warning: trials were timed while other work disturbed the machine ("
+            + ", ".join(f"{k}: {v}" for k, v in noisy.items())
+            + "); the ratios that rest on them are unreliable.**"
+        )
+    if s.get("pytorch_noisy"):
+        lines.append(
+            f"**Warning: PyTorch was timed while other work disturbed the machine on {', '.join(s['pytorch_noisy'])}: "
+            "those *vs PyTorch* ratios are unreliable.**"
+        )
+    return lines + [""] if lines else []
 
 
 def _num(value: float | None, fmt: str = ".2f") -> str:

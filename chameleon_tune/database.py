@@ -1,9 +1,14 @@
 """The trial history: one JSON line per measured configuration, appended as measured.
 
 ``history.jsonl`` holds every trial, valid or not (configuration, latency or
-error, timestamps), so a rerun over the same work directory resumes: what it
-holds counts against the budget and seeds the cost model. Valid trials also go
-to MetaSchedule's own database (see ``measure.tvm_measurer``), for stock TVM.
+error, timestamps, how much other work disturbed its timing), so a rerun over
+the same work directory resumes: what it holds counts against the budget and
+seeds the cost model. Valid trials also go to MetaSchedule's own database (see
+``measure.tvm_measurer``), for stock TVM.
+
+``retimed.jsonl`` holds the end-of-run re-timings: the few best configurations
+timed again side by side. The latest of them, if no trial came after it, names
+the task's best: the fastest configuration, not the luckiest measurement.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ class Trial:
             "run_s": round(r.run_s, 6),
             "started": self.started,
             "finished": self.finished,
+            "interference": None if r.interference is None else round(r.interference, 3),
+            "noisy": r.noisy,
         }
 
     @classmethod
@@ -59,12 +66,17 @@ class Trial:
             data.get("error_msg"),
             data.get("build_s", 0.0),
             data.get("run_s", 0.0),
+            interference=data.get("interference"),
+            noisy=bool(data.get("noisy", False)),
         )
         return cls(tuple(int(v) for v in data["config"]), result, data["started"], data["finished"])
 
 
 def _jsonable(value):
     return list(value) if isinstance(value, tuple) else value
+
+
+RETIMED_FILE = "retimed.jsonl"
 
 
 class History:
@@ -75,8 +87,44 @@ class History:
         self.path = path
         self.trials: list[Trial] = []
         self._keys: set[Config] = set()
+        self.retimed: list[tuple[Config, MeasureResult]] = []
+        """The latest re-timing, side by side, of the best configurations."""
+        self.retimed_after = -1
+        """How many trials the history held when they were re-timed."""
         if path is not None and os.path.exists(path):
             self._load(path)
+        if self._retimed_path and os.path.exists(self._retimed_path):
+            self._load_retimed(self._retimed_path)
+
+    @property
+    def _retimed_path(self) -> str | None:
+        return None if self.path is None else os.path.join(os.path.dirname(self.path), RETIMED_FILE)
+
+    def _load_retimed(self, path: str) -> None:
+        with open(path) as f:
+            lines = [line for line in f.read().split("\n") if line.strip()]
+        rounds: dict[tuple, list] = {}
+        for line in lines:
+            try:
+                data = json.loads(line)
+                trial = Trial.from_json({**data, "started": data["round"], "finished": data["round"]})
+                rounds.setdefault((data["round"], data["after"]), []).append(trial)
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by a kill: that re-timing is simply redone
+        if rounds:
+            (_, after), trials = max(rounds.items())
+            self.retimed = [(t.config, t.result) for t in trials if t.config in self]
+            self.retimed_after = after
+
+    def record_retimed(self, configs, results: list[MeasureResult], when: float) -> None:
+        """Keep (and append to ``retimed.jsonl``) a side-by-side re-timing of ``configs``."""
+        self.retimed = [(self.space.key(c), r) for c, r in zip(configs, results)]
+        self.retimed_after = len(self.trials)
+        if self._retimed_path is not None:
+            with open(self._retimed_path, "a") as f:
+                for config, result in self.retimed:
+                    line = Trial(config, result, when, when).to_json(self.space)
+                    f.write(json.dumps({**line, "round": when, "after": self.retimed_after}) + "\n")
 
     def _load(self, path: str) -> None:
         with open(path) as f:
@@ -144,6 +192,22 @@ class History:
             i = j
         return clock
 
+    def top(self, k: int) -> list[Trial]:
+        """The ``k`` fastest valid trials as measured."""
+        return sorted((t for t in self.trials if t.result.valid), key=lambda t: t.result.latency_s)[:k]
+
     def best(self) -> Trial | None:
-        valid = [t for t in self.trials if t.result.valid]
-        return min(valid, key=lambda t: t.result.latency_s) if valid else None
+        """The fastest trial: by its re-timing when the latest one is newer than every trial."""
+        if self.retimed_after == len(self.trials):
+            valid = [(c, r) for c, r in self.retimed if r.valid]
+            if valid:
+                config, result = min(valid, key=lambda cr: cr[1].latency_s)
+                measured = next(t for t in self.trials if t.config == config)
+                return Trial(config, result, measured.started, measured.finished)
+        valid = self.top(1)
+        return valid[0] if valid else None
+
+    @property
+    def noisy(self) -> list[Trial]:
+        """Valid trials whose timing other work disturbed."""
+        return [t for t in self.trials if t.result.valid and t.result.noisy]

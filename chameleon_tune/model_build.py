@@ -127,24 +127,66 @@ def verify(outputs: list[np.ndarray], reference: list[np.ndarray], what: str) ->
     return error
 
 
-def latency(run: Callable[[], object], budget_s: float = 2.0, min_repeat_s: float = 0.1) -> float:
-    """Median seconds per call of ``run``, in about ``budget_s``; a slow model gets few repeats.
+@dataclass(frozen=True)
+class Timing:
+    """One runtime's latency from interleaved rounds, and how disturbed its rounds were."""
 
-    The same timer serves the TVM builds and the reference runtime, so all three
-    pay the same per-call overhead from Python.
+    seconds: float
+    """The fastest undisturbed round's median seconds per call (all rounds if none was quiet)."""
+    rounds: tuple[float, ...]
+    """Median seconds per call of each round."""
+    interference: float
+    """Other processes' CPU during the rounds kept, in cores (see ``measure.interference``)."""
+    noisy: bool
+    """Every round was disturbed: the number is suspect."""
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+def time_side_by_side(
+    runs: dict[str, Callable[[], object]], rounds: int = 5, round_s: float = 0.3, pause_s: float = 1.0, max_s: float = 20.0
+) -> dict[str, Timing]:
+    """Time each runtime in interleaved rounds, in this process, watching for other work.
+
+    Turn by turn, drift and disturbances fall on all runtimes alike. Before each
+    turn the process pauses ``pause_s``: a runtime's worker threads keep spinning
+    a while after a call and would slow the next one. A runtime slower than
+    ``max_s / rounds`` per call gets fewer rounds (never fewer than two).
     """
-    start = time.perf_counter()
-    run()  # warm-up: first-call allocations and thread-pool start
-    estimate = max(time.perf_counter() - start, 1e-7)
-    number = max(1, int(min_repeat_s / estimate))
-    repeat = int(np.clip(budget_s / (estimate * number), 1, 5))
-    samples = []
-    for _ in range(repeat):
+    from .measure.interference import CpuWatch, keep_quiet, rotated
+
+    watch = CpuWatch()
+    names = list(runs)
+    per_call = {}
+    for name in names:  # warm-up: first-call allocations and thread-pool start
+        time.sleep(pause_s)
         start = time.perf_counter()
-        for _ in range(number):
-            run()
-        samples.append((time.perf_counter() - start) / number)
-    return float(np.median(samples))
+        runs[name]()
+        per_call[name] = max(time.perf_counter() - start, 1e-7)
+    wanted = {name: int(np.clip(max_s / per_call[name], 2, rounds)) for name in names}
+    samples = {name: [] for name in names}
+    seen = {name: [] for name in names}
+    for r in range(rounds):
+        for k in rotated(range(len(names)), r):
+            name = names[k]
+            if len(samples[name]) >= wanted[name]:
+                continue
+            time.sleep(pause_s)
+            calls = []
+            watch.start()
+            deadline = time.perf_counter() + round_s
+            while not calls or time.perf_counter() < deadline:
+                start = time.perf_counter()
+                runs[name]()
+                calls.append(time.perf_counter() - start)
+            seen[name].append(watch.stop().cores)
+            samples[name].append(float(np.median(calls)))
+    timings = {}
+    for name in names:
+        kept, interference, noisy = keep_quiet(tuple(samples[name]), tuple(seen[name]))
+        timings[name] = Timing(min(kept), tuple(samples[name]), interference, noisy)
+    return timings
 
 
 @dataclass(frozen=True)
@@ -163,20 +205,21 @@ class TaskRow:
 
 
 def write_report(directory: str, summary: dict, tasks: list[TaskRow]) -> str:
-    """``report.md``: end-to-end latencies, tuning time and the per-task table."""
+    """``report.md``: end-to-end latencies, tuning time, disturbances and the per-task table."""
     s = summary
     lines = [
         f"# {s['model']}: tuned with `{s['strategy']}`, {s['trials']} trials",
         "",
-        f"Target `{s['target']}`, {s['threads']} threads for TVM and {s['reference']} alike, all timed in one run.",
+        f"Target `{s['target']}`, {s['threads']} threads for TVM and {s['reference']} alike, "
+        "timed in one process in interleaved rounds.",
         "",
         "| build | latency (ms) | vs reference |",
         "|---|---|---|",
-        f"| TVM tuned | {_ms(s['tuned_latency_s'])} | {s['reference_latency_s'] / s['tuned_latency_s']:.2f}x |",
-        f"| TVM untuned (default schedules) | {_ms(s['untuned_latency_s'])} | "
-        f"{s['reference_latency_s'] / s['untuned_latency_s']:.2f}x |",
+        f"| TVM tuned | {_ms(s['tuned_latency_s'])} | {ratio_cell(s, 'tuned')} |",
+        f"| TVM untuned (default schedules) | {_ms(s['untuned_latency_s'])} | {ratio_cell(s, 'untuned')} |",
         f"| {s['reference']} | {_ms(s['reference_latency_s'])} | 1.00x |",
         "",
+        *disturbance_lines(s),
         f"Tuning wall time {s['tuning_wall_s']:.1f} s ({s['resumed']} trials resumed). "
         f"Output checked against {s['reference']} on random input: max abs error {s['max_abs_error']:.3g} "
         f"(tolerance {s['tolerance']:.3g} = {VERIFY_RTOL:g} x largest reference magnitude + 1e-6).",
@@ -194,6 +237,34 @@ def write_report(directory: str, summary: dict, tasks: list[TaskRow]) -> str:
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     return path
+
+
+def ratio_cell(summary: dict, build: str) -> str:
+    """The reference's latency over ``build``'s, with a warning beside it when either timing was disturbed."""
+    ratio = f"{summary['reference_latency_s'] / summary[f'{build}_latency_s']:.2f}x"
+    disturbed = [name for name in (build, "reference") if name in summary.get("timing_noisy", ())]
+    if not disturbed:
+        return ratio
+    cores = max(summary["timing_interference"][name] for name in disturbed)
+    return f"{ratio} (UNRELIABLE: other work took {cores:.1f} cores while {' and '.join(disturbed)} was timed)"
+
+
+def disturbance_lines(summary: dict) -> list[str]:
+    """What the report says about other work on the machine (nothing when there was none)."""
+    s, lines = summary, []
+    if s.get("timing_noisy"):
+        lines.append(
+            f"**Warning: the machine was busy with other work while {', '.join(s['timing_noisy'])} was timed; "
+            "the ratios above are unreliable. Time the artifact again on a quiet machine.**"
+        )
+    if s.get("noisy_trials"):
+        lines.append(
+            f"**Warning: {s['noisy_trials']} trials were timed while other work took up to "
+            f"{s['interference_max']:.1f} cores of the kernels' cores"
+            + (f"; the best record of {', '.join(s['noisy_best'])} is among them" if s.get("noisy_best") else "")
+            + ". Tuning learns from those timings: tune on a quiet machine, or give kernels cores of their own (`--threads`).**"
+        )
+    return lines + [""] if lines else []
 
 
 def _ms(seconds: float | None) -> str:

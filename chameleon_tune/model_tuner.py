@@ -25,6 +25,8 @@ from .api import (
     check_runner,
     check_strategies,
     check_writable,
+    locked,
+    make_search,
 )
 from .database import History, HistoryError
 from .measure.types import MeasureOptions, RunnerConfig
@@ -35,7 +37,7 @@ from .model_build import (
     compile_model,
     export,
     max_abs_error,
-    latency,
+    time_side_by_side,
     tolerance,
     verify,
     write_report,
@@ -96,66 +98,82 @@ def tune_model(
     if trials < 1 or round_trials < 1:
         raise UsageError("--trials and --round-trials must be at least 1")
     check_strategies([strategy])
-    tvm_target = _target(target)
+    tvm_target = _target(target, runner.threads)
     check_runner(runner)
-    threads = _use_threads()
+    threads = _use_threads(runner.threads)
     check_writable(output)
     try:
         imported = load_model(model, threads=threads)
     except ModelError as exc:
         raise UsageError(str(exc)) from None
-    _claim_work_dir(output, {"model": imported.name, "target": str(tvm_target), "strategy": strategy})
+    with locked(output, "output directory"):
+        _claim_work_dir(output, {"model": imported.name, "target": str(tvm_target), "strategy": strategy})
+        start = time.perf_counter()
+        tasks, fused, resumed = _tune_tasks(
+            imported, tvm_target, output, strategy, trials, seed, options, SchedulerConfig(round_trials=round_trials),
+            progress, runner,
+        )  # fmt: skip
+        tuning_wall_s = time.perf_counter() - start
+        return _build_and_report(imported, tvm_target, fused, tasks, {
+            "model": imported.name, "strategy": strategy, "budget": trials, "resumed": resumed,
+            "tuning_wall_s": tuning_wall_s, "target": str(tvm_target), "threads": threads, "seed": seed, "output": output,
+        })  # fmt: skip
 
-    from tvm.s_tir import meta_schedule as ms
 
-    from .measure.runner import random_arguments
+def _tune_tasks(imported, target, output, strategy, trials, seed, options, config, progress, runner):
+    """Extract the tasks, spend the budget on them, re-time each task's best: ``(tasks, fused module, resumed)``."""
     from .measure.tvm_measurer import make_builder, make_runner
+    from .tuner import retime_best
 
-    start = time.perf_counter()
-    fused = fuse(imported.mod, tvm_target)
-    model_tasks = extract_tasks(fused, tvm_target)
-    builder = make_builder(tvm_target, options, runner)
-    measure_on = make_runner(tvm_target, options, runner)
+    fused = fuse(imported.mod, target)
+    model_tasks = extract_tasks(fused, target)
+    builder = make_builder(target, options, runner)
+    measure_on = make_runner(target, options, runner)
     try:
-        tasks = [_open(task, i, output, tvm_target, seed, options, builder, measure_on) for i, task in enumerate(model_tasks)]
+        tasks = [_open(task, i, output, target, seed, options, builder, measure_on) for i, task in enumerate(model_tasks)]
         resumed = sum(len(t.history) for t in tasks)
-        _spend(tasks, strategy, trials, seed, SchedulerConfig(round_trials=round_trials), progress)
+        _spend(tasks, strategy, trials, seed, config, progress)
+        for t in tasks:  # once, at the end: the record each task is compiled with is its fastest
+            t.measurer.prepare()
+            retime_best(t.measurer, t.history)
     finally:
         builder.close()
         measure_on.close()
-    tuning_wall_s = time.perf_counter() - start
+    return tasks, fused, resumed
 
-    database = ms.database.UnionDatabase(*(ms.database.JSONDatabase(work_dir=t.work_dir) for t in tasks))
-    applied = applied_tasks(fused, tvm_target, database)
+
+def _build_and_report(imported, target, fused, tasks: list[_Task], summary: dict) -> ModelTuneResult:
+    """Compile with each task's best record, verify, time against the references, export, report."""
+    from .measure.runner import random_arguments
+
+    database = chosen_records(tasks, target)
+    applied = applied_tasks(fused, target, database)
     rows = [_row(t, applied) for t in tasks]
-    tuned_exe = compile_model(imported.mod, tvm_target, database)
-    tuned, untuned = CompiledModel(tuned_exe), CompiledModel(compile_model(imported.mod, tvm_target))
+    tuned_exe = compile_model(imported.mod, target, database)
+    tuned, untuned = CompiledModel(tuned_exe), CompiledModel(compile_model(imported.mod, target))
 
     inputs = random_arguments(imported.inputs)
     expected = imported.reference(inputs)
     error = verify(tuned(inputs), expected, "the tuned model's")  # checked before anything is timed
+    timings = time_side_by_side(
+        {"tuned": tuned.bind(inputs), "untuned": untuned.bind(inputs), "reference": lambda: imported.reference(inputs)}
+    )
     summary = {
-        "model": imported.name,
-        "strategy": strategy,
+        **summary,
         "trials": sum(r.trials for r in rows),
-        "budget": trials,
-        "resumed": resumed,
-        "tuned_latency_s": latency(tuned.bind(inputs)),
-        "untuned_latency_s": latency(untuned.bind(inputs), budget_s=1.0),
-        "reference_latency_s": latency(lambda: imported.reference(inputs)),
+        "tuned_latency_s": timings["tuned"].seconds,
+        "untuned_latency_s": timings["untuned"].seconds,
+        "reference_latency_s": timings["reference"].seconds,
         "reference": imported.reference_name,
-        "tuning_wall_s": tuning_wall_s,
         "max_abs_error": error,
         "tolerance": tolerance(expected),
         "untuned_max_abs_error": max_abs_error(untuned(inputs), expected),
         "tasks_applied": sum(r.applied for r in rows),
         # Valid records that compile-time lookup missed would mean tuning went unused.
         "records_not_applied": [r.name for r in rows if r.valid and not r.applied],
-        "target": str(tvm_target),
-        "threads": threads,
-        "seed": seed,
-        "output": output,
+        **noise_summary(tasks, timings),
     }
+    output = summary["output"]
     manifest = {k: summary[k] for k in ("model", "reference", "max_abs_error", "tolerance", "target", "threads")}
     manifest["inputs"] = [{"shape": list(shape), "dtype": dtype} for shape, dtype in imported.inputs]
     summary["artifact"] = export(tuned_exe, output, manifest)
@@ -163,8 +181,47 @@ def tune_model(
     return ModelTuneResult(summary, rows)
 
 
-def _use_threads() -> int:
-    """The thread count for TVM and the reference alike.
+def chosen_records(tasks: list[_Task], target):
+    """A database with one record per task: its best trial (re-timed, see ``History.best``).
+
+    MetaSchedule would pick a task's record by its raw timing, lucky ones included;
+    this is the choice the tuner made.
+    """
+    from tvm.s_tir import meta_schedule as ms
+
+    database = ms.database.MemoryDatabase()
+    for t in tasks:
+        best = t.history.best()
+        sch = t.tvm_space.schedule(np.asarray(best.config))[0] if best else None
+        if sch is None:
+            continue
+        database.commit_tuning_record(
+            ms.database.TuningRecord(
+                trace=sch.trace,
+                workload=database.commit_workload(t.tvm_space.mod),
+                run_secs=[best.result.latency_s],
+                target=target,
+                args_info=ms.arg_info.ArgInfo.from_prim_func(t.tvm_space.mod["main"]),
+            )
+        )
+    return database
+
+
+def noise_summary(tasks: list[_Task], timings: dict) -> dict:
+    """How much other work disturbed the measurements: trials, and the final timings."""
+    trials = [trial for t in tasks for trial in t.history.trials if trial.result.valid]
+    seen = [trial.result.interference for trial in trials if trial.result.interference is not None]
+    return {
+        "noisy_trials": sum(trial.result.noisy for trial in trials),
+        "interference_max": max(seen) if seen else None,
+        "noisy_best": [t.task.name for t in tasks if (b := t.history.best()) is not None and b.result.noisy],
+        "timing_interference": {name: timing.interference for name, timing in timings.items()},
+        "timing_noisy": [name for name, timing in timings.items() if timing.noisy],
+    }
+
+
+def _use_threads(threads: int | None = None) -> int:
+    """The thread count for TVM and the reference alike: ``threads`` if given.
 
     TVM's runtime halves the logical cores on x86 (it assumes hyper-threading),
     which on a 2-vCPU machine is one thread; we pin it to the physical cores
@@ -173,7 +230,7 @@ def _use_threads() -> int:
     """
     from .tvm_space import _physical_cores
 
-    threads = int(os.environ.get("TVM_NUM_THREADS") or _physical_cores())
+    threads = threads or int(os.environ.get("TVM_NUM_THREADS") or _physical_cores())
     os.environ["TVM_NUM_THREADS"] = str(threads)
     return threads
 
@@ -204,7 +261,7 @@ def _spend(tasks: list[_Task], strategy: str, trials: int, seed: int, config: Sc
     rerun resumes: the cost model refits on every trial so far and the PPO
     policy reloads from the task's ``policy.pt``; the tuning loop is the same.
     """
-    from .search.base import TaskContext, make_strategy
+    from .search.base import TaskContext
     from .tuner import tune
 
     scheduler = GradientScheduler([t.task.weight for t in tasks], config)
@@ -229,7 +286,10 @@ def _spend(tasks: list[_Task], strategy: str, trials: int, seed: int, config: Sc
                 is_valid=lambda config, space=t.tvm_space: space.schedule(config)[0] is not None,
                 work_dir=t.work_dir,
             )
-            tune(t.measurer, make_strategy(strategy, context), t.history, trials=goal, batch_size=config.round_trials, on_trial=bars.trial)
+            tune(
+                t.measurer, make_search(strategy, context), t.history, trials=goal, batch_size=config.round_trials,
+                on_trial=bars.trial, retime_top=0,
+            )  # fmt: skip
             if len(t.history) < goal or t.exhausted:
                 finished.add(index)  # the strategy found nothing new to measure
             spent = sum(len(t.history) for t in tasks)
@@ -259,6 +319,7 @@ class _Progress:
         self.overall = tqdm(total=total, initial=done, desc="model", unit="trial", file=sys.stderr, disable=not enabled, dynamic_ncols=True)
         self.task = None
         self.best = None
+        self.noisy = 0
 
     def start(self, name: str, done: int, goal: int) -> None:
         from tqdm import tqdm
@@ -272,9 +333,13 @@ class _Progress:
         )  # fmt: skip
 
     def trial(self, trial) -> None:
+        from .progress import progress_note
+
         if trial.result.valid and (self.best is None or trial.result.latency_s < self.best):
             self.best = trial.result.latency_s
-            self.task.set_postfix_str(f"best {self.best * 1e3:.3f} ms")
+        self.noisy += trial.result.noisy
+        if self.best is not None:
+            self.task.set_postfix_str(progress_note(self.best, self.noisy), refresh=False)
         self.task.update(1)
         self.overall.update(1)
 

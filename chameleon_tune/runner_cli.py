@@ -1,7 +1,7 @@
 """Command-line flags for where kernels are measured, shared by every command that measures.
 
 ``add_runner_arguments(parser)`` adds ``--runner --tracker --device-key
---build-workers`` to a subcommand; ``runner_config_from_args(args)`` turns them
+--build-workers --threads`` to a subcommand; ``runner_config_from_args(args)`` turns them
 into a :class:`RunnerConfig` that is checked against the tracker before any work
 starts. ``chameleon devices`` lists what a tracker knows.
 """
@@ -15,7 +15,7 @@ from .measure.types import RUNNER_KINDS, RunnerConfig, parse_tracker
 
 
 def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--runner --tracker --device-key --build-workers`` to a subcommand's parser."""
+    """Add ``--runner --tracker --device-key --build-workers --threads`` to a subcommand's parser."""
     group = parser.add_argument_group("where kernels run")
     group.add_argument(
         "--runner", choices=RUNNER_KINDS, default="local",
@@ -24,6 +24,10 @@ def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--tracker", metavar="HOST:PORT", help="TVM RPC tracker (with --runner rpc)")
     group.add_argument("--device-key", metavar="KEY", help="key the devices registered under (rpc_server --key)")
     group.add_argument("--build-workers", type=int, metavar="N", help="parallel compiler processes here (default: one per core)")
+    group.add_argument(
+        "--threads", type=int, metavar="N",
+        help="threads per kernel (default: every physical core); fewer pins the runner to the N least busy cores",
+    )  # fmt: skip
 
 
 def runner_config_from_args(args: argparse.Namespace) -> RunnerConfig:
@@ -32,7 +36,7 @@ def runner_config_from_args(args: argparse.Namespace) -> RunnerConfig:
     from .api import UsageError, check_runner
 
     try:
-        config = RunnerConfig(args.runner, args.tracker, args.device_key, args.build_workers)
+        config = RunnerConfig(args.runner, args.tracker, args.device_key, args.build_workers, threads=args.threads)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     check_runner(config)

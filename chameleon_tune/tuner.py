@@ -21,6 +21,11 @@ from .search.base import Strategy
 
 OnTrial = Callable[[Trial], None]
 
+RETIME_TOP = 4
+"""Best configurations re-timed side by side at the end of a run (0: none)."""
+RETIME_ROUNDS = 8
+"""Interleaved rounds of that re-timing, one sample per configuration each."""
+
 
 @dataclass(frozen=True)
 class TuneResult:
@@ -39,6 +44,14 @@ class TuneResult:
     resumed: int = 0
     """Trials that were already in the work directory when this run started."""
     stopped_early: bool = False
+    noisy_trials: int = 0
+    """Valid trials timed while other work disturbed the machine (see ``measure.interference``)."""
+    interference_max: float | None = None
+    """The most CPU other work took from the kernel's cores during any timing, in cores."""
+    best_noisy: bool = False
+    """The best latency itself comes from a disturbed timing."""
+    retime_s: float = 0.0
+    """Wall time of the end-of-run re-timing of the best configurations."""
     extra: dict = field(default_factory=dict)
 
     @property
@@ -62,8 +75,10 @@ def tune(
     batch_size: int = 64,
     early_stopping: int | None = None,
     on_trial: OnTrial | None = None,
+    retime_top: int = RETIME_TOP,
 ) -> TuneResult:
-    """Measure up to ``trials`` configurations in all (counting resumed ones)."""
+    """Measure up to ``trials`` configurations in all (counting resumed ones), then re-time
+    the ``retime_top`` best side by side so the best is the fastest, not the luckiest."""
     start = time.perf_counter()
     resumed = len(history)
     build0, run0 = measurer.build_s, measurer.run_s
@@ -93,6 +108,7 @@ def tune(
         t = time.perf_counter()
         strategy.update(proposed, results)
         search_s += time.perf_counter() - t
+    retime_s = retime_best(measurer, history, retime_top)
     return summarize(
         history,
         measurer.flops,
@@ -102,7 +118,26 @@ def tune(
         run_s=measurer.run_s - run0,
         resumed=resumed,
         stopped_early=stopped_early,
+        retime_s=retime_s,
     )
+
+
+def retime_best(measurer: Measurer, history: History, top: int = RETIME_TOP, rounds: int = RETIME_ROUNDS) -> float:
+    """Time the ``top`` best configurations again side by side; returns the seconds it took.
+
+    A trial timed once can be lucky (or unlucky) by the machine's noise; timed in
+    interleaved rounds, what disturbs one disturbs all, so the order is right.
+    Nothing happens when the history's latest re-timing is still current.
+    """
+    best = history.top(top)
+    if len(best) < 2 or history.retimed_after == len(history):
+        return 0.0
+    start = time.perf_counter()
+    configs = np.array([t.config for t in best], dtype=np.int64)
+    results = measurer.retime(configs, rounds)
+    if results is not None:
+        history.record_retimed(configs, results, time.time())
+    return time.perf_counter() - start
 
 
 def _record(history: History, batch, started: float, on_trial: OnTrial | None, index: int, result) -> None:
@@ -116,6 +151,7 @@ def summarize(history: History, flops: float | None, **timing) -> TuneResult:
     best = history.best()
     errors = Counter(t.result.error for t in history.trials if not t.result.valid)
     latency = best.result.latency_s if best else None
+    seen = [t.result.interference for t in history.trials if t.result.interference is not None]
     return TuneResult(
         trials=len(history),
         valid=sum(t.result.valid for t in history.trials),
@@ -123,6 +159,9 @@ def summarize(history: History, flops: float | None, **timing) -> TuneResult:
         best_latency_s=latency,
         best_gflops=flops / latency / 1e9 if (latency and flops) else None,
         best_config=best.config if best else None,
+        noisy_trials=len(history.noisy),
+        interference_max=max(seen) if seen else None,
+        best_noisy=bool(best and best.result.noisy),
         **timing,
     )
 

@@ -35,17 +35,21 @@ def host_target(num_cores: int | None = None):
     )
 
 
-def parse_target(spec: str):
-    """``llvm`` (the host CPU, detected), ``cuda``, a JSON dict, or any TVM target string."""
+def parse_target(spec: str, threads: int | None = None):
+    """``llvm`` (the host CPU, detected), ``cuda``, a JSON dict, or any TVM target string.
+
+    ``threads`` sets a CPU target's ``num-cores``: the parallelism kernels are scheduled and run for.
+    """
     import json
 
     import tvm
 
     if spec == "llvm":
-        return host_target()
-    if spec.lstrip().startswith("{"):
-        return tvm.target.Target(json.loads(spec))
-    return tvm.target.Target(spec)
+        return host_target(threads)
+    target = tvm.target.Target(json.loads(spec) if spec.lstrip().startswith("{") else spec)
+    if threads and target.kind.name == "llvm":
+        target = tvm.target.Target({**target.export(), "num-cores": threads})
+    return target
 
 
 def target_cores(target) -> int | None:

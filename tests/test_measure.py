@@ -66,5 +66,5 @@ def test_valid_kernels_are_timed_and_checked(measurer):
     assert all(r.valid for r in results), [r.error_msg for r in results]
     for r in results:
         assert len(r.run_secs) == measurer.options.repeat
-        assert r.latency_s == pytest.approx(float(np.median(r.run_secs)))
+        assert r.latency_s == min(r.run_secs)  # the fastest repeat: interference only ever slows
         assert r.build_s > 0 and r.run_s > 0

@@ -52,7 +52,7 @@ def check_records(work_dir, trials: int) -> None:
     assert len({tuple(t["config"]) for t in history}) == trials
     for t in history:
         assert t["error"] is None, t["error_msg"]
-        assert len(t["run_secs"]) == OPTIONS.repeat and t["latency_s"] == pytest.approx(np.median(t["run_secs"]))
+        assert len(t["run_secs"]) == OPTIONS.repeat and t["latency_s"] == min(t["run_secs"])
     records = ms.database.JSONDatabase(work_dir=str(work_dir)).get_all_tuning_records()
     assert sorted(tuple(float(s) for s in r.run_secs) for r in records) == sorted(tuple(t["run_secs"]) for t in history)
 
@@ -95,7 +95,7 @@ def test_remote_kernels_are_checked_and_hangs_time_out(devices, tmp_path):
         runner.run_all(paths, done)
     finally:
         runner.close()
-    assert results["correct"].error is None and len(results["correct"].run_secs) == 3
+    assert results["correct"].error is None and len(results["correct"].run_secs) == MeasureOptions().repeat
     assert results["wrong"].error == "wrong_result" and "differs" in results["wrong"].error_msg
     assert results["hang"].error == "timeout" and "timed out" in results["hang"].error_msg
     devices.wait_free(2, timeout_s=30)  # a session that timed out is ended; the server serves on

@@ -33,6 +33,13 @@ class Measurer(abc.ABC):
     def measure(self, configs: np.ndarray, on_result: OnResult | None = None) -> list[MeasureResult]:
         """Evaluate each configuration; failures are results, never exceptions."""
 
+    def retime(self, configs: np.ndarray, rounds: int) -> list[MeasureResult] | None:
+        """Time ``configs`` again side by side, in ``rounds`` interleaved rounds.
+
+        None where a timing cannot come out differently (a recorded space).
+        """
+        return None
+
     def close(self) -> None:
         """Release worker processes."""
 

@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from ..tvm_space import TVMSpace, target_cores
+from .interference import kernel_cpus
 from .base import Measurer, OnResult
 from .builder import LocalBuilder
 from .runner import LocalRunner, Runner
@@ -93,16 +94,40 @@ class TVMMeasurer(Measurer):
         def finished(k: int, run: RunResult) -> None:
             i, artifact, build_s = runnable[k]
             os.remove(artifact)
-            if run.error is not None:
-                results[i] = MeasureResult.failed(run.error, run.error_msg, build_s=build_s, run_s=run.run_s)
-            else:
-                latency = float(np.median(run.run_secs))
-                results[i] = MeasureResult(latency, run.run_secs, build_s=build_s, run_s=run.run_s)
+            results[i] = _result(run, build_s)
+            if results[i].valid:
                 self._commit(schedules[i][0], run.run_secs)
             _notify(on_result, i, results[i])
 
         self.runner.run_all([artifact for _i, artifact, _s in runnable], finished)
         self.run_s += time.perf_counter() - run_start
+        return results
+
+    def retime(self, configs: np.ndarray, rounds: int) -> list[MeasureResult]:
+        """Build ``configs`` again and time them side by side (see ``Runner.retime``)."""
+        if not self._prepared:
+            self.prepare()
+        start = time.perf_counter()
+        schedules = [self.tvm_space.schedule(config)[0] for config in configs]
+        built = self.builder.build([sch.mod for sch in schedules if sch is not None])
+        self.build_s += time.perf_counter() - start
+        results: list[MeasureResult] = []
+        artifacts, where = [], []
+        for sch in schedules:
+            build = built.pop(0) if sch is not None else None
+            if build is None or build.error_msg is not None:
+                results.append(MeasureResult.failed(BUILD, build.error_msg if build else "no longer a legal schedule"))
+            else:
+                where.append(len(results))
+                results.append(None)
+                artifacts.append(build.artifact)
+        start = time.perf_counter()
+        if artifacts:
+            for k, run in zip(where, self.runner.retime(artifacts, rounds)):
+                results[k] = _result(run, 0.0)  # kept in retimed.jsonl; the database holds each trial once
+        for artifact in artifacts:
+            os.remove(artifact)
+        self.run_s += time.perf_counter() - start
         return results
 
     def _commit(self, sch, run_secs) -> None:
@@ -125,6 +150,16 @@ class TVMMeasurer(Measurer):
         self.runner.close()
 
 
+def _result(run: RunResult, build_s: float) -> MeasureResult:
+    """A trial's result from its run: the fastest sample is its latency (see ``MeasureOptions.repeat``)."""
+    if run.error is not None:
+        return MeasureResult.failed(run.error, run.error_msg, build_s=build_s, run_s=run.run_s)
+    return MeasureResult(
+        float(min(run.run_secs)), run.run_secs, build_s=build_s, run_s=run.run_s,
+        interference=run.interference, noisy=run.noisy,
+    )  # fmt: skip
+
+
 def make_builder(target, options: MeasureOptions, config: RunnerConfig = RunnerConfig()) -> LocalBuilder:
     """The compilers ``config`` asks for (``build_workers``), on this machine whatever the runner."""
     return LocalBuilder(target, n_workers=config.build_workers, timeout_s=options.build_timeout_s)
@@ -136,7 +171,8 @@ def make_runner(target, options: MeasureOptions, config: RunnerConfig = RunnerCo
         from .rpc_runner import RPCRunner
 
         return RPCRunner(config, options, device_type=target.get_target_device_type())
-    return LocalRunner(options, num_threads=target_cores(target))
+    threads = target_cores(target)
+    return LocalRunner(options, num_threads=threads, cpus=kernel_cpus(threads))
 
 
 def _notify(on_result: OnResult | None, index: int, result: MeasureResult) -> None:

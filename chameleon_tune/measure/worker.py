@@ -33,10 +33,18 @@ class RemoteError(Exception):
     """The function raised inside the worker; the message is its one-line summary."""
 
 
-def _serve(conn, preload: tuple[str, ...], env: dict[str, str]) -> None:
+def _serve(conn, preload: tuple[str, ...], env: dict[str, str], cpus: set[int] | None, nice: int | None) -> None:
     # Ctrl-C reaches the whole process group; the parent decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.update(env)  # before any preload: e.g. TVM reads TVM_NUM_THREADS once
+    # Both before any thread pool starts: its threads inherit them.
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    if nice is not None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+        except OSError:
+            pass  # not permitted (no root, no CAP_SYS_NICE): the priority stays; callers can ask
     for module in preload:
         importlib.import_module(module)
     conn.send("ready")
@@ -58,14 +66,23 @@ class IsolatedWorker:
     """One spawned process; ``call(fn, *args, timeout=...)`` runs ``fn`` in it.
 
     ``fn`` must be a module-level function (it is pickled by reference).
-    ``preload`` modules are imported at start-up, outside any call's timeout.
+    ``preload`` modules are imported at start-up, outside any call's timeout;
+    ``cpus`` pins the process to those cores; ``nice`` sets its scheduling
+    priority where that is permitted.
     """
 
     def __init__(
-        self, preload: tuple[str, ...] = (), start_timeout_s: float = 300.0, env: dict[str, str] | None = None
+        self,
+        preload: tuple[str, ...] = (),
+        start_timeout_s: float = 300.0,
+        env: dict[str, str] | None = None,
+        cpus: set[int] | None = None,
+        nice: int | None = None,
     ) -> None:
         self.preload = preload
         self.env = dict(env or {})
+        self.cpus = set(cpus) if cpus else None
+        self.nice = nice
         self.start_timeout_s = start_timeout_s
         self._proc = None
         self._conn = None
@@ -76,7 +93,7 @@ class IsolatedWorker:
             return
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child, self.preload, self.env), daemon=True)
+        self._proc = ctx.Process(target=_serve, args=(child, self.preload, self.env, self.cpus, self.nice), daemon=True)
         self._proc.start()
         child.close()
         if not self._conn.poll(self.start_timeout_s):

@@ -18,6 +18,10 @@ from ..measure.types import MeasureResult
 from ..space import Space
 
 
+class PolicyError(ValueError):
+    """A saved policy that cannot be loaded here: not a policy file, or one for another space."""
+
+
 @dataclass(frozen=True)
 class TaskContext:
     """What a strategy may know of its task beyond the space."""

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..cost_model import XGBoostCostModel
 from ..space import Config, Space
+from .base import PolicyError
 from .model_based import TopK
 
 DECREMENT, STAY, INCREMENT = 0, 1, 2
@@ -229,8 +230,15 @@ class PPOAgent:
         """Warm-start from a policy saved on this or another task with as many knobs."""
         import torch
 
-        state = torch.load(path, weights_only=True)
-        if state["n_knobs"] != self.space.n_knobs:
-            raise ValueError(f"policy {path} has {state['n_knobs']} knobs; this space has {self.space.n_knobs}")
-        self.agent.load_state_dict(state["agent"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            state = torch.load(path, weights_only=True)
+            knobs = state["n_knobs"]
+        except Exception as exc:  # noqa: BLE001 - pickle, zip and key errors all mean the same
+            raise PolicyError(f"{path} is not a policy saved by chameleon ({type(exc).__name__})") from None
+        if knobs != self.space.n_knobs:
+            raise PolicyError(f"policy {path} has {knobs} knobs; this space has {self.space.n_knobs}")
+        try:
+            self.agent.load_state_dict(state["agent"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise PolicyError(f"policy {path} does not fit this agent: {str(exc).splitlines()[0]}") from None
