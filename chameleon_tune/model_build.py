@@ -145,7 +145,7 @@ class Timing:
 
 
 def time_side_by_side(
-    runs: dict[str, Callable[[], object]], rounds: int = 5, round_s: float = 0.3, pause_s: float = 1.0, max_s: float = 20.0
+    runs: dict[str, Callable[[], object]], rounds: int = 3, round_s: float = 0.2, pause_s: float = 0.5, max_s: float = 20.0
 ) -> dict[str, Timing]:
     """Time each runtime in interleaved rounds, in this process, watching for other work.
 

@@ -23,7 +23,7 @@ OnTrial = Callable[[Trial], None]
 
 RETIME_TOP = 4
 """Best configurations re-timed side by side at the end of a run (0: none)."""
-RETIME_ROUNDS = 8
+RETIME_ROUNDS = 5
 """Interleaved rounds of that re-timing, one sample per configuration each."""
 
 
