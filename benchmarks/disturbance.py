@@ -22,6 +22,8 @@ import subprocess
 import sys
 import time
 
+from tune_model import save, side_by_side  # benchmarks/tune_model.py: run as a script, its folder is on the path
+
 HOG = "import time\nt = time.time()\nwhile time.time() - t < 1800: pass\n"
 # "quiet again": the same run twice on the quiet machine, for the spread that timing noise alone gives.
 LAYER_CONDITIONS = [
@@ -85,7 +87,7 @@ def layer_runs(args) -> list[dict]:
     return runs
 
 
-def model_runs(args) -> list[dict]:
+def model_runs(args, report: dict) -> list[dict]:
     runs = []
     for name, hogs, extra in MODEL_CONDITIONS:
         output = os.path.join(args.work_root, f"model-{name.replace(' ', '')}")
@@ -101,28 +103,16 @@ def model_runs(args) -> list[dict]:
         })  # fmt: skip
         print(f"model  {name:<24} reported {s['reference_latency_s'] / s['tuned_latency_s']:.2f}x {s['reference']}, "
               f"timing disturbed: {s['timing_noisy'] or 'no'}, {s['noisy_trials']} noisy trials", flush=True)  # fmt: skip
-    from chameleon_tune.measure.runner import random_arguments
-    from chameleon_tune.model_build import load_artifact, time_side_by_side, verify
-    from chameleon_tune.model_import import load_model
-    from chameleon_tune.model_tuner import _use_threads
-
-    imported = load_model(args.model, threads=_use_threads())
-    inputs = random_arguments(imported.inputs)
-    expected = imported.reference(inputs)
-    contestants = {"reference": lambda: imported.reference(inputs)}
+    quiet = side_by_side(args.model, [run["output"] for run in runs], rounds=7)
+    latency, reference = quiet["latency_s"], quiet["latency_s"][quiet["reference"]]
+    quiet_tuned = latency[os.path.basename(runs[0]["output"])]
     for run in runs:
-        compiled, _manifest = load_artifact(run["output"])
-        verify(compiled(inputs), expected, f"{run['output']}'s")
-        contestants[run["condition"]] = compiled.bind(inputs)
-    timings = time_side_by_side(contestants, rounds=7, round_s=0.5, pause_s=1.0)
-    quiet_tuned = timings["quiet"].seconds
-    for run in runs:
-        t = timings[run["condition"]]
-        run["quiet_tuned_s"], run["quiet_reference_s"] = t.seconds, timings["reference"].seconds
-        run["true_ratio"] = timings["reference"].seconds / t.seconds
-        run["quality_vs_quiet_run"] = quiet_tuned / t.seconds
+        tuned = latency[os.path.basename(run["output"])]
+        run["quiet_tuned_s"], run["quiet_reference_s"] = tuned, reference
+        run["true_ratio"] = reference / tuned
+        run["quality_vs_quiet_run"] = quiet_tuned / tuned
         run["ratio_error"] = run["reported_ratio"] / run["true_ratio"] - 1
-        run["quiet_timing_noisy"] = t.noisy or timings["reference"].noisy
+    report["model_quiet_side_by_side"] = quiet
     return runs
 
 
@@ -141,17 +131,11 @@ def main() -> None:
         raise SystemExit(f"{args.work_root} exists: the runs must start fresh (remove it or pass --work-root)")
     report = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "cpus": os.cpu_count(), "args": vars(args)}
     report["layer"] = layer_runs(args)
-    _save(report, args.out)
+    save(report, args.out)
     if not args.skip_model:
-        report["model"] = model_runs(args)
-        _save(report, args.out)
+        report["model"] = model_runs(args, report)
+        save(report, args.out)
     print(json.dumps({k: [{kk: vv for kk, vv in r.items() if kk != "summary"} for r in v] for k, v in report.items() if k in ("layer", "model")}, indent=1))
-
-
-def _save(report: dict, path: str) -> None:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(report, f, indent=1)
 
 
 if __name__ == "__main__":

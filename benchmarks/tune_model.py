@@ -69,23 +69,22 @@ def main() -> None:
             f"{strategy:<10} tuned {s['tuned_latency_s'] * 1e3:.2f} ms, untuned {s['untuned_latency_s'] * 1e3:.2f} ms, "
             f"{s['reference']} {s['reference_latency_s'] * 1e3:.2f} ms; {s['trials']} trials in {s['tuning_wall_s']:.0f} s"
         )
-        _save(report, args.out)  # after every strategy: a later failure loses nothing
+        save(report, args.out)  # after every strategy: a later failure loses nothing
     report["side_by_side"] = side_by_side(args.model, [r["output"] for r in report["runs"]], args.rounds)
     print(json.dumps(report["side_by_side"], indent=1))
-    _save(report, args.out)
+    save(report, args.out)
 
 
 def side_by_side(model: str, directories: list[str], rounds: int) -> dict:
     """Every exported model and the reference runtime, timed in interleaved rounds in one process.
 
     Each strategy's own report times its model in its own phase of the run; on a
-    noisy machine the ratio that counts is this one, measured turn by turn. Each
+    noisy machine the ratio that counts is this one, measured turn by turn, with a
+    1 s pause before each turn and every round watched for other work. Each
     model's output is checked against the reference first.
     """
-    import numpy as np
-
     from chameleon_tune.measure.runner import random_arguments
-    from chameleon_tune.model_build import latency, load_artifact, verify
+    from chameleon_tune.model_build import load_artifact, time_side_by_side, verify
     from chameleon_tune.model_import import load_model
     from chameleon_tune.model_tuner import _use_threads
 
@@ -97,21 +96,19 @@ def side_by_side(model: str, directories: list[str], rounds: int) -> dict:
         compiled, _manifest = load_artifact(directory)
         verify(compiled(inputs), expected, f"{directory}'s")
         contestants[os.path.basename(directory)] = compiled.bind(inputs)
-    samples: dict[str, list[float]] = {name: [] for name in contestants}
-    for _ in range(rounds):
-        for name, run in contestants.items():
-            samples[name].append(latency(run, budget_s=1.0))
-    medians = {name: float(np.median(times)) for name, times in samples.items()}
-    reference = medians[imported.reference_name]
+    timings = time_side_by_side(contestants, rounds=rounds, round_s=0.5, pause_s=1.0)
+    reference = timings[imported.reference_name].seconds
     return {
         "rounds": rounds,
-        "median_latency_s": medians,
-        "speedup_over_reference": {name: reference / m for name, m in medians.items()},
-        "samples_s": samples,
+        "reference": imported.reference_name,
+        "latency_s": {name: t.seconds for name, t in timings.items()},
+        "speedup_over_reference": {name: reference / t.seconds for name, t in timings.items()},
+        "disturbed": [name for name, t in timings.items() if t.noisy],
+        "timings": {name: t.to_json() for name, t in timings.items()},
     }
 
 
-def _save(report: dict, path: str) -> None:
+def save(report: dict, path: str) -> None:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w") as f:
         json.dump(report, f, indent=1)
