@@ -93,7 +93,7 @@ def model_runs(args, report: dict) -> list[dict]:
         output = os.path.join(args.work_root, f"model-{name.replace(' ', '')}")
         result = chameleon(
             ["tune-model", "--model", args.model, "--trials", str(args.model_trials), "--round-trials", "8",
-             "--seed", str(args.seed), "--output", output, *extra], hogs,
+             "--seed", str(args.seed), "--output", output, "--references", "pytorch", *extra], hogs,
         )  # fmt: skip
         s = result["summary"]
         runs.append({

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+from .model_references import REFERENCES
 from .runner_cli import add_devices_command, add_runner_arguments, devices, runner_config_from_args
 from .workloads import DEFAULT_WORKLOAD
 
@@ -70,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--output", default=None, help="directory for records, model.so and report.md; a rerun resumes (default: runs/<model>-<strategy>-s<seed>)")
     model.add_argument("--seed", type=int, default=0)
     model.add_argument("--round-trials", type=int, default=16, help="trials a task gets per turn of the task scheduler (default 16)")
+    model.add_argument(
+        "--references", default=",".join(REFERENCES),
+        help=f"runtimes the tuned model is timed against, besides the model's own (default {','.join(REFERENCES)})",
+    )  # fmt: skip
     _add_measure_arguments(model)
     add_runner_arguments(model)
     model.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
@@ -271,8 +276,9 @@ def _tune(args) -> int:
 
 
 def _tune_model(args) -> int:
-    from .api import DEFAULT_STRATEGY
-    from .model_build import VerificationError, disturbance_lines, ratio_cell
+    from .api import DEFAULT_STRATEGY, UsageError
+    from .model_build import VerificationError, disturbance_lines, latency_of, ratio_cell
+    from .model_references import parse_references
     from .model_tuner import tune_model
 
     strategy = args.strategy or DEFAULT_STRATEGY
@@ -280,9 +286,13 @@ def _tune_model(args) -> int:
     output = args.output or f"runs/{model_name}-{strategy}-s{args.seed}"
     options, runner = _measure_options(args), runner_config_from_args(args)
     try:
+        references = tuple(parse_references(args.references))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:
         result = tune_model(
             args.model, strategy, trials=args.trials, output=output, target=args.target, seed=args.seed,
-            options=options, round_trials=args.round_trials, progress=True, runner=runner,
+            options=options, round_trials=args.round_trials, progress=True, runner=runner, references=references,
         )  # fmt: skip
     except KeyboardInterrupt:
         sys.stderr.write(f"chameleon: interrupted; every finished trial is recorded in {output} (rerun to resume)\n")
@@ -296,12 +306,11 @@ def _tune_model(args) -> int:
         best = "none valid" if t.best_latency_s is None else f"{t.best_latency_s * 1e3:.4f} ms"
         applied = "" if t.applied else "  (default schedule)"
         print(f"  {t.name:<44} x{t.weight:<3} {t.trials:>5} trials  best {best}{applied}")
-    print(
-        f"tuned      {s['tuned_latency_s'] * 1e3:.3f} ms = {ratio_cell(s, 'tuned')} {s['reference']}"
-        f" (max abs error {s['max_abs_error']:.3g}, tolerance {s['tolerance']:.3g})"
-    )
-    print(f"untuned    {s['untuned_latency_s'] * 1e3:.3f} ms = {ratio_cell(s, 'untuned')} {s['reference']}")
-    print(f"{s['reference']:<10} {s['reference_latency_s'] * 1e3:.3f} ms")
+    print(f"tuned      {s['tuned_latency_s'] * 1e3:.3f} ms (max abs error {s['max_abs_error']:.3g}, tolerance {s['tolerance']:.3g})")
+    for name in ("untuned", *s["references"]):
+        print(f"{name:<14} {latency_of(s, name) * 1e3:.3f} ms: tuned is {ratio_cell(s, name)} faster")
+    for name, why in s["reference_notes"].items():
+        print(f"{name:<14} not timed: {why}")
     for line in disturbance_lines(s)[:-1]:
         print(f"warning    {line.strip('*').removeprefix('Warning: ')}")
     print(f"tuning     {s['trials']} trials ({s['resumed']} resumed) in {s['tuning_wall_s']:.1f} s; records applied to {s['tasks_applied']}/{len(result.tasks)} tasks")

@@ -41,6 +41,8 @@ class ImportedModel:
     """The source runtime: input arrays in, flat list of output arrays out."""
     reference_name: str
     """``pytorch`` (eager) or ``onnxruntime``."""
+    torch_module: Any = None
+    """The PyTorch module (eval mode) the model came from, if it came from PyTorch."""
 
 
 def load_model(spec: str, *, threads: int) -> ImportedModel:
@@ -117,7 +119,7 @@ def _from_exported(name: str, program, module, threads: int) -> ImportedModel:
             out = module(*(torch.from_numpy(a) for a in arrays))
         return [t.numpy() for t in (out if isinstance(out, (tuple, list)) else (out,))]
 
-    return _imported(name, mod, reference, "pytorch")
+    return _imported(name, mod, reference, "pytorch", module)
 
 
 # -- ONNX -------------------------------------------------------------------------
@@ -153,7 +155,7 @@ def _onnx(path: str, threads: int) -> ImportedModel:
 
 
 # -- common -----------------------------------------------------------------------
-def _imported(name: str, mod, reference, reference_name: str) -> ImportedModel:
+def _imported(name: str, mod, reference, reference_name: str, torch_module=None) -> ImportedModel:
     from tvm import relax
 
     inputs = []
@@ -163,7 +165,7 @@ def _imported(name: str, mod, reference, reference_name: str) -> ImportedModel:
             raise ModelError(f"{name}: input {param.name_hint!r} has a dynamic shape; export it with static shapes")
         inputs.append((tuple(shape), str(param.ty.dtype)))
     mod = relax.transform.DecomposeOpsForInference()(mod)
-    return ImportedModel(name, mod, inputs, reference, reference_name)
+    return ImportedModel(name, mod, inputs, reference, reference_name, torch_module)
 
 
 def _static(dim) -> int | None:

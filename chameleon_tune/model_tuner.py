@@ -43,6 +43,7 @@ from .model_build import (
     write_report,
 )
 from .model_import import ModelError, load_model
+from .model_references import REFERENCES, parse_references
 from .task_scheduler import GradientScheduler, ModelTask, SchedulerConfig, extract_tasks, fuse
 
 DEFAULT_MODEL = "resnet18"
@@ -87,17 +88,23 @@ def tune_model(
     round_trials: int = SchedulerConfig.round_trials,
     progress: bool = False,
     runner: RunnerConfig = RunnerConfig(),
+    references: tuple[str, ...] = REFERENCES,
 ) -> ModelTuneResult:
     """Tune ``model`` (a built-in name, or a ``.pt2`` / ``.onnx`` file) into ``output``.
 
     ``trials`` is the budget over all tasks, resumed trials included; ``runner``
-    says where kernels are measured (this machine, or RPC devices). Raises
+    says where kernels are measured (this machine, or RPC devices); the tuned
+    model is timed against ``references`` (and the model's own runtime). Raises
     :class:`UsageError` for bad input and ``VerificationError`` when the tuned
     model's output does not match the reference (then nothing is exported).
     """
     if trials < 1 or round_trials < 1:
         raise UsageError("--trials and --round-trials must be at least 1")
     check_strategies([strategy])
+    try:
+        references = tuple(parse_references(",".join(references)))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     tvm_target = _target(target, runner.threads)
     check_runner(runner)
     threads = _use_threads(runner.threads)
@@ -114,7 +121,7 @@ def tune_model(
             progress, runner,
         )  # fmt: skip
         tuning_wall_s = time.perf_counter() - start
-        return _build_and_report(imported, tvm_target, fused, tasks, {
+        return _build_and_report(imported, tvm_target, fused, tasks, references, {
             "model": imported.name, "strategy": strategy, "budget": trials, "resumed": resumed,
             "tuning_wall_s": tuning_wall_s, "target": str(tvm_target), "threads": threads, "seed": seed, "output": output,
         })  # fmt: skip
@@ -142,9 +149,10 @@ def _tune_tasks(imported, target, output, strategy, trials, seed, options, confi
     return tasks, fused, resumed
 
 
-def _build_and_report(imported, target, fused, tasks: list[_Task], summary: dict) -> ModelTuneResult:
+def _build_and_report(imported, target, fused, tasks: list[_Task], references, summary: dict) -> ModelTuneResult:
     """Compile with each task's best record, verify, time against the references, export, report."""
     from .measure.runner import random_arguments
+    from .model_references import prepare_references
 
     database = chosen_records(tasks, target)
     applied = applied_tasks(fused, target, database)
@@ -155,16 +163,20 @@ def _build_and_report(imported, target, fused, tasks: list[_Task], summary: dict
     inputs = random_arguments(imported.inputs)
     expected = imported.reference(inputs)
     error = verify(tuned(inputs), expected, "the tuned model's")  # checked before anything is timed
-    timings = time_side_by_side(
-        {"tuned": tuned.bind(inputs), "untuned": untuned.bind(inputs), "reference": lambda: imported.reference(inputs)}
-    )
+    names = [imported.reference_name, *(n for n in references if n != imported.reference_name)]
+    runs, notes = prepare_references(imported, names, summary["threads"], inputs, expected, verify)
+    timings = time_side_by_side({"tuned": tuned.bind(inputs), "untuned": untuned.bind(inputs), **runs})
+    tuned_s = timings["tuned"].seconds
     summary = {
         **summary,
         "trials": sum(r.trials for r in rows),
-        "tuned_latency_s": timings["tuned"].seconds,
+        "tuned_latency_s": tuned_s,
         "untuned_latency_s": timings["untuned"].seconds,
-        "reference_latency_s": timings["reference"].seconds,
+        "reference_latency_s": timings[imported.reference_name].seconds,
         "reference": imported.reference_name,
+        "references": {name: timings[name].seconds for name in runs},
+        "speedup": {name: timings[name].seconds / tuned_s for name in runs},
+        "reference_notes": notes,
         "max_abs_error": error,
         "tolerance": tolerance(expected),
         "untuned_max_abs_error": max_abs_error(untuned(inputs), expected),

@@ -170,12 +170,12 @@ def test_side_by_side_timing_orders_runtimes_and_watches_them():
 
 def test_a_ratio_from_a_disturbed_timing_carries_its_warning():
     summary = {
-        "tuned_latency_s": 1.0e-3, "untuned_latency_s": 4.0e-3, "reference_latency_s": 2.0e-3,
-        "timing_noisy": ["tuned"], "timing_interference": {"tuned": 0.9, "untuned": 0.0, "reference": 0.0},
+        "tuned_latency_s": 1.0e-3, "untuned_latency_s": 4.0e-3, "references": {"pytorch": 2.0e-3, "onnxruntime": 0.5e-3},
+        "timing_noisy": ["onnxruntime"], "timing_interference": {"tuned": 0.0, "untuned": 0.0, "pytorch": 0.1, "onnxruntime": 0.9},
         "noisy_trials": 3, "interference_max": 1.0, "noisy_best": ["conv"],
     }  # fmt: skip
-    assert ratio_cell(summary, "tuned").startswith("2.00x (UNRELIABLE") and "0.9 cores" in ratio_cell(summary, "tuned")
-    assert ratio_cell(summary, "untuned") == "0.50x"
+    assert ratio_cell(summary, "pytorch") == "2.00x" and ratio_cell(summary, "untuned") == "4.00x"
+    assert ratio_cell(summary, "onnxruntime").startswith("0.50x (UNRELIABLE") and "0.9 cores" in ratio_cell(summary, "onnxruntime")
     text = " ".join(disturbance_lines(summary))
-    assert "tuned was timed" in text and "3 trials" in text and "conv" in text
+    assert "onnxruntime was timed" in text and "3 trials" in text and "conv" in text
     assert disturbance_lines({**summary, "timing_noisy": [], "noisy_trials": 0}) == []

@@ -82,6 +82,13 @@ def test_tiny_model_end_to_end(tuned):
     assert os.path.isfile(s["artifact"]) and (out_dir / "report.md").is_file()
     assert "| task | weight | trials |" in (out_dir / "report.md").read_text()
     assert "tuned" in stdout and "untuned" in stdout
+    # every reference a user would pick: timed (its output checked first) or left out with its reason
+    assert s["references"]["pytorch"] == s["reference_latency_s"]
+    for name in ("torch.compile", "onnxruntime"):
+        assert (name in s["references"]) != (name in s["reference_notes"]), name
+        assert name in stdout
+    assert set(s["speedup"]) == set(s["references"])
+    assert all(s["speedup"][n] == pytest.approx(s["references"][n] / s["tuned_latency_s"]) for n in s["references"])
 
 
 def test_artifact_in_a_fresh_process_matches_pytorch(tuned, tmp_path):
@@ -112,7 +119,7 @@ def test_rerun_resumes_without_new_trials(tuned):
     out_dir, first, _, model = tuned
     histories = {p: p.read_text() for p in out_dir.glob("tasks/*/history.jsonl")}
     again = _summary(chameleon("tune-model", "--model", str(model), "--trials", "6", "--round-trials", "2",
-                               "--output", str(out_dir), "--json"))  # fmt: skip
+                               "--output", str(out_dir), "--references", "pytorch", "--json"))  # fmt: skip
     assert again["resumed"] == 6 and again["trials"] == 6
     assert {p: p.read_text() for p in out_dir.glob("tasks/*/history.jsonl")} == histories  # nothing new measured
     assert again["tasks_applied"] == first["tasks_applied"] and again["max_abs_error"] <= again["tolerance"]
@@ -123,9 +130,16 @@ def test_onnx_model_is_checked_against_onnxruntime(models, tmp_path, monkeypatch
 
     monkeypatch.setenv("TVM_NUM_THREADS", "2")  # tune_model pins it; keep it from leaking into other tests
 
-    result = tune_model(str(models / "tiny.onnx"), "random", trials=4, round_trials=1, output=str(tmp_path / "o"))
+    result = tune_model(
+        str(models / "tiny.onnx"), "random", trials=4, round_trials=1, output=str(tmp_path / "o"),
+        references=("onnxruntime", "pytorch"),
+    )  # fmt: skip
     s = result.summary
     assert s["reference"] == "onnxruntime" and s["trials"] == 4 and s["max_abs_error"] <= s["tolerance"]
+    # a reference that cannot run the model is left out with one line saying why
+    assert list(s["references"]) == ["onnxruntime"] and "not a PyTorch model" in s["reference_notes"]["pytorch"]
+    assert "\n" not in s["reference_notes"]["pytorch"]
+    assert "pytorch: not timed: the model is not a PyTorch model" in (tmp_path / "o" / "report.md").read_text()
     assert [t.trials for t in result.tasks] == [1, 1, 1, 1] and os.path.isfile(s["artifact"])
 
 
@@ -157,6 +171,12 @@ def test_bad_model_exits_2_with_one_line(models, tmp_path, model, message):
     lines = out.stderr.strip().splitlines()
     assert out.returncode == 2 and len(lines) == 1 and message in lines[0], out.stderr
     assert not (tmp_path / "o" / "tasks").exists()
+
+
+def test_unknown_reference_exits_2_before_any_work(tmp_path):
+    out = chameleon("tune-model", "--trials", "2", "--references", "pytorch,tensorrt", "--output", str(tmp_path / "o"))
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "unknown reference 'tensorrt'" in out.stderr
+    assert not (tmp_path / "o").exists()
 
 
 def test_mismatching_output_is_an_error():
