@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -44,7 +44,7 @@ from .model_build import (
 )
 from .model_import import ModelError, load_model
 from .model_references import REFERENCES, parse_references
-from .task_scheduler import GradientScheduler, ModelTask, SchedulerConfig, extract_tasks, fuse
+from .task_scheduler import GradientScheduler, ModelTask, SchedulerConfig, extract_tasks, fuse, warmup_trials
 
 DEFAULT_MODEL = "resnet18"
 DEFAULT_MODEL_TRIALS = 1000
@@ -276,7 +276,8 @@ def _spend(tasks: list[_Task], strategy: str, trials: int, seed: int, config: Sc
     from .search.base import TaskContext
     from .tuner import tune
 
-    scheduler = GradientScheduler([t.task.weight for t in tasks], config)
+    config = replace(config, warmup_trials=warmup_trials(trials, len(tasks), config))
+    scheduler = GradientScheduler([t.task.weight for t in tasks], config, [t.task.cost_estimate_s for t in tasks])
     finished = {i for i, t in enumerate(tasks) if t.exhausted}
     spent = sum(len(t.history) for t in tasks)
     bars = _Progress(trials, spent, enabled=progress)
@@ -287,7 +288,8 @@ def _spend(tasks: list[_Task], strategy: str, trials: int, seed: int, config: Sc
             if index is None:
                 break
             t = tasks[index]
-            goal = len(t.history) + min(config.round_trials, trials - spent, t.tvm_space.space.size - len(t.history))
+            turn = scheduler.turn_trials(len(t.history))
+            goal = len(t.history) + min(turn, trials - spent, t.tvm_space.space.size - len(t.history))
             bars.start(t.task.name, len(t.history), goal)
             t.measurer.prepare()  # the shared runner now checks against this task's reference
             context = TaskContext(
@@ -299,7 +301,7 @@ def _spend(tasks: list[_Task], strategy: str, trials: int, seed: int, config: Sc
                 work_dir=t.work_dir,
             )
             tune(
-                t.measurer, make_search(strategy, context), t.history, trials=goal, batch_size=config.round_trials,
+                t.measurer, make_search(strategy, context), t.history, trials=goal, batch_size=turn,
                 on_trial=bars.trial, retime_top=0,
             )  # fmt: skip
             if len(t.history) < goal or t.exhausted:

@@ -7,9 +7,13 @@ the model is compiled.
 
 The budget goes by Ansor's gradient-based task scheduler (Zheng et al., OSDI
 2020, Sec. 6), as MetaSchedule's ``GradientBased`` scheduler implements it:
-after one round for every task, the next round goes to the task whose weighted
+after a first turn for every task, the next round goes to the task whose weighted
 latency is expected to drop most, from how fast it dropped lately and an
-optimistic share of its current latency. The algorithm needs no TVM.
+optimistic share of its current latency. The first turn (the warm-up) is short
+(``warmup_trials``) and goes to the tasks in order of their expected share of
+the model's latency (calls per run x a FLOP-and-byte estimate of one call), so
+that a model with dozens of tasks is not mostly warm-up, and a budget smaller
+than the warm-up reaches the tasks that matter first. The algorithm needs no TVM.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ class ModelTask:
     """IRModule whose ``main`` is the fused PrimFunc: what is tuned and looked up."""
     weight: int
     """How many times one run of the model calls it."""
+    cost_estimate_s: float = 0.0
+    """A rough latency of one call before anything is measured (see :func:`estimate_cost_s`)."""
 
 
 def fuse(mod, target):
@@ -57,13 +63,46 @@ def extract_tasks(fused_mod, target) -> list[ModelTask]:
     load_tensor_intrinsics(target)
     from tvm.s_tir.meta_schedule.relax_integration import extract_tasks as ms_extract_tasks
 
-    return [ModelTask(t.task_name, t.dispatched[0], int(t.weight)) for t in ms_extract_tasks(fused_mod, target)]
+    return [
+        ModelTask(t.task_name, t.dispatched[0], int(t.weight), estimate_cost_s(t.dispatched[0]))
+        for t in ms_extract_tasks(fused_mod, target)
+    ]
+
+
+#: Rough sustained rates of a CPU core pair, only to rank tasks before anything is measured.
+_ASSUMED_FLOPS = 50e9
+_ASSUMED_BYTES_PER_S = 10e9
+
+
+def estimate_cost_s(mod) -> float:
+    """Seconds one call of ``mod``'s ``main`` might take: its FLOPs and the bytes of its buffers
+    at assumed rates. Only the order of tasks by it matters."""
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.analysis import estimate_tir_flops
+
+    try:
+        flops = float(estimate_tir_flops(mod))
+    except Exception:  # noqa: BLE001 - the estimator rejects some loop forms; the bytes still rank it
+        flops = 0.0
+    nbytes = sum(
+        int(np.prod([int(d) for d in arg.shape])) * np.dtype(str(arg.dtype)).itemsize
+        for arg in ms.arg_info.ArgInfo.from_prim_func(mod["main"])
+    )
+    return flops / _ASSUMED_FLOPS + nbytes / _ASSUMED_BYTES_PER_S
+
+
+def warmup_trials(budget: int, n_tasks: int, config: SchedulerConfig) -> int:
+    """Trials of each task's first turn: at most a quarter of the budget goes to the warm-up,
+    never fewer than one trial a task (a task never measured keeps TVM's naive default)."""
+    return int(np.clip(budget // (4 * max(n_tasks, 1)), 1, min(config.warmup_trials, config.round_trials)))
 
 
 @dataclass(frozen=True)
 class SchedulerConfig:
     round_trials: int = 16
-    """Trials a task is given per turn."""
+    """Trials a task is given per turn after its first."""
+    warmup_trials: int = 4
+    """Trials of a task's first turn (fewer if its space holds fewer configurations)."""
     alpha: float = 0.2
     """Weight of the observed (backward) gradient against the optimistic one (MetaSchedule: 0.2)."""
     window: int = 3
@@ -75,9 +114,18 @@ class SchedulerConfig:
 class GradientScheduler:
     """Picks which task gets the next round of trials."""
 
-    def __init__(self, weights: Sequence[float], config: SchedulerConfig = SchedulerConfig()) -> None:
+    def __init__(
+        self, weights: Sequence[float], config: SchedulerConfig = SchedulerConfig(), costs: Sequence[float] | None = None
+    ) -> None:
         self.weights = np.asarray(weights, dtype=np.float64)
         self.config = config
+        costs = np.ones_like(self.weights) if costs is None else np.asarray(costs, dtype=np.float64)
+        # Heaviest expected share first; ties keep the model's order.
+        self.warmup_order = [int(i) for i in np.argsort(-(self.weights * costs), kind="stable")]
+
+    def turn_trials(self, trials_so_far: int) -> int:
+        """How many trials a task's next turn gets: a short first one, then full rounds."""
+        return self.config.warmup_trials if trials_so_far == 0 else self.config.round_trials
 
     def next_task(self, curves: Sequence[Sequence[float]], finished: set[int] = frozenset()) -> int | None:
         """The task for the next round, or None when no task can use one.
@@ -86,9 +134,9 @@ class GradientScheduler:
         (``inf`` until one is valid); ``finished`` tasks have exhausted their space.
         """
         open_tasks = [i for i in range(len(self.weights)) if i not in finished]
-        for i in open_tasks:
-            if not len(curves[i]):
-                return i  # the first round goes round-robin: nothing is known of a task before
+        for i in self.warmup_order:
+            if i not in finished and not len(curves[i]):
+                return i  # every task's first turn before any second, heaviest expected share first
         gradients = {i: self.gradient(curves[i], self.weights[i]) for i in open_tasks}
         gradients = {i: g for i, g in gradients.items() if g is not None}
         return max(gradients, key=lambda i: (gradients[i], -i)) if gradients else None

@@ -1,9 +1,11 @@
-"""The gradient-based task scheduler on fake tasks: no TVM, no measurements."""
+"""The gradient-based task scheduler on fake tasks (no TVM, no measurements), and its cost estimate."""
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from chameleon_tune.task_scheduler import GradientScheduler, SchedulerConfig
+from chameleon_tune.task_scheduler import GradientScheduler, SchedulerConfig, warmup_trials
 
 
 def simulate(scheduler, latency, budget, round_trials, size=None):
@@ -78,3 +80,56 @@ def test_gradient_combines_observed_and_optimistic_terms():
     observed = (6.0 - 4.0) / 2  # over the last 2 rounds
     optimistic = 4.0 / 4
     assert scheduler.gradient(curve, 2.0) == pytest.approx(2.0 * (0.5 * observed + 0.5 * optimistic))
+
+
+def warm_up(scheduler, budget, size):
+    """Spend ``budget`` trials as tune-model does: each turn as long as ``turn_trials`` says, capped by the
+    budget and the task's space; every trial finds 1 ms."""
+    measured = [[] for _ in size]
+    order, finished = [], {i for i, n in enumerate(size) if n == 0}
+    while sum(map(len, measured)) < budget:
+        task = scheduler.next_task([np.minimum.accumulate(m) if m else [] for m in measured], finished)
+        if task is None:
+            break
+        order.append(task)
+        turn = min(scheduler.turn_trials(len(measured[task])), budget - sum(map(len, measured)), size[task] - len(measured[task]))
+        measured[task] += [1e-3] * turn
+        if len(measured[task]) >= size[task]:
+            finished.add(task)
+    return [len(m) for m in measured], order
+
+
+def test_warm_up_goes_to_the_heaviest_expected_share_first():
+    # weight x estimated cost: task 1 (1 x 10) before task 2 (2 x 3) before task 0 (1 x 1)
+    scheduler = GradientScheduler([1, 1, 2], SchedulerConfig(round_trials=8, warmup_trials=2), costs=[1.0, 10.0, 3.0])
+    spent, order = warm_up(scheduler, budget=5, size=[100, 100, 100])
+    assert order[:3] == [1, 2, 0] and spent == [1, 2, 2]
+
+
+def test_warm_up_is_short_and_never_exceeds_the_budget():
+    config = SchedulerConfig(round_trials=16, warmup_trials=4)
+    assert [warmup_trials(b, 39, config) for b in (10, 100, 400, 1000, 10000)] == [1, 1, 2, 4, 4]
+    # 39 tasks, 100 trials: every task is measured before any gets a full round
+    scheduler = GradientScheduler([1] * 39, replace(config, warmup_trials=warmup_trials(100, 39, config)))
+    spent, order = warm_up(scheduler, budget=100, size=[1000] * 39)
+    assert sum(spent) == 100 and min(spent) >= 1 and sorted(order[:39]) == list(range(39))
+    # a budget smaller than the warm-up: spent exactly, heaviest first
+    scheduler = GradientScheduler([1] * 39, config, costs=[1.0] * 38 + [9.0])
+    spent, order = warm_up(scheduler, budget=10, size=[1000] * 39)
+    assert sum(spent) == 10 and order[0] == 38 and spent[38] == 4
+
+
+def test_a_single_configuration_task_costs_one_trial():
+    scheduler = GradientScheduler([5, 1], SchedulerConfig(round_trials=16, warmup_trials=4))
+    spent, _ = warm_up(scheduler, budget=40, size=[1, 1000])
+    assert spent == [1, 39]
+
+
+def test_cost_estimate_ranks_a_bigger_operator_higher():
+    import tvm
+
+    from chameleon_tune.task_scheduler import estimate_cost_s
+    from chameleon_tune.workloads import get_workload
+
+    small, large = (tvm.IRModule({"main": get_workload(name).prim_func()}) for name in ("matmul.64", "matmul.121"))
+    assert 0 < estimate_cost_s(small) < estimate_cost_s(large)
