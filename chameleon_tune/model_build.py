@@ -1,7 +1,9 @@
 """Compile a model with or without the tuning records, verify it, time it, export it.
 
 The exported directory holds ``model.so`` (weights included) and ``model.json``
-(inputs and what was verified); :func:`load_artifact` or these lines run it::
+(inputs, threads and what was verified). :func:`load_artifact` loads it on the
+thread count it was tuned for; with TVM alone, set ``TVM_NUM_THREADS`` to the
+manifest's ``threads`` first (TVM's default on x86 is half the logical CPUs)::
 
     import numpy as np, tvm
     from tvm import relax
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -86,11 +89,27 @@ class CompiledModel:
 
 
 def load_artifact(directory: str) -> tuple[CompiledModel, dict]:
-    """The exported model of ``directory`` and its manifest."""
+    """The exported model of ``directory`` and its manifest, on the thread count it was tuned for.
+
+    TVM sizes its thread pool once, when a process first runs parallel code, and on
+    x86 to half the logical CPUs unless ``TVM_NUM_THREADS`` says otherwise: an
+    artifact loaded plainly on a 2-vCPU machine runs on one thread. So unless the
+    user set ``TVM_NUM_THREADS``, it is set here to the manifest's ``threads``
+    before the pool starts; a pool already running with another count gets a warning.
+    """
     import tvm
 
     with open(os.path.join(directory, MANIFEST)) as f:
         manifest = json.load(f)
+    threads = manifest.get("threads")
+    if threads and "TVM_NUM_THREADS" not in os.environ:
+        os.environ["TVM_NUM_THREADS"] = str(threads)
+        if tvm.runtime.num_threads() != threads:
+            warnings.warn(
+                f"TVM's thread pool already runs {tvm.runtime.num_threads()} threads in this process; {directory} "
+                f"was tuned for {threads}: set TVM_NUM_THREADS={threads} before TVM first runs",
+                stacklevel=2,
+            )
     return CompiledModel(tvm.runtime.load_module(os.path.join(directory, LIBRARY))), manifest
 
 

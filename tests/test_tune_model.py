@@ -189,3 +189,17 @@ def test_mismatching_output_is_an_error():
         verify([want[0] + 0.01], want, "the tuned model's")
     with pytest.raises(VerificationError, match="shape"):
         verify([want[0].ravel()], want, "the tuned model's")
+
+
+def test_loader_runs_the_artifact_on_the_thread_count_it_was_tuned_for(tuned):
+    out_dir, s, _, _ = tuned
+    snippet = f"""
+import tvm, chameleon_tune
+model, manifest = chameleon_tune.load_artifact({str(out_dir)!r})
+print(tvm.runtime.num_threads(), manifest["threads"])
+"""
+    env = {k: v for k, v in os.environ.items() if k != "TVM_NUM_THREADS"}
+    done = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    running, tuned_for = map(int, done.stdout.split())
+    assert running == tuned_for == s["threads"]
