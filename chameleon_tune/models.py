@@ -118,30 +118,72 @@ class BasicBlock(nn.Module):
         return self.relu(out + identity)
 
 
-class ResNet18(nn.Module):
-    """ResNet-18: two basic blocks per stage, widths 64/128/256/512."""
+class Bottleneck(nn.Module):
+    """ResNet bottleneck block (1x1 reduce, 3x3, 1x1 expand by 4); the stride sits on the 3x3
+    convolution and the 1x1 downsample projects the identity, as in torchvision (v1.5)."""
 
-    def __init__(self, num_classes: int = NUM_CLASSES) -> None:
+    expansion = 4
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        out_planes = planes * self.expansion
+        self.conv1 = nn.Conv2d(in_planes, planes, kernel_size=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = _conv3x3(planes, planes, stride)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, out_planes, kernel_size=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out_planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample: nn.Module | None = None
+        if stride != 1 or in_planes != out_planes:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False),
+                nn.BatchNorm2d(out_planes),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        identity = x if self.downsample is None else self.downsample(x)
+        return self.relu(out + identity)
+
+
+class ResNet(nn.Module):
+    """ResNet with torchvision's layer shapes: a 7x7 stem, four stages of ``block`` at widths
+    64/128/256/512 (times the block's expansion), global average pooling, a linear classifier."""
+
+    def __init__(self, block: type[nn.Module], blocks: tuple[int, int, int, int], num_classes: int = NUM_CLASSES) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = self._stage(64, 64, stride=1)
-        self.layer2 = self._stage(64, 128, stride=2)
-        self.layer3 = self._stage(128, 256, stride=2)
-        self.layer4 = self._stage(256, 512, stride=2)
+        expansion = getattr(block, "expansion", 1)
+        stages, in_planes = [], 64
+        for planes, count, stride in zip((64, 128, 256, 512), blocks, (1, 2, 2, 2)):
+            layers = [block(in_planes, planes, stride)]
+            in_planes = planes * expansion
+            layers += [block(in_planes, planes) for _ in range(count - 1)]
+            stages.append(nn.Sequential(*layers))
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(512, num_classes)
-
-    @staticmethod
-    def _stage(in_planes: int, planes: int, stride: int) -> nn.Sequential:
-        return nn.Sequential(BasicBlock(in_planes, planes, stride), BasicBlock(planes, planes))
+        self.fc = nn.Linear(in_planes, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def ResNet18(num_classes: int = NUM_CLASSES) -> ResNet:
+    """ResNet-18: two basic blocks per stage."""
+    return ResNet(BasicBlock, (2, 2, 2, 2), num_classes)
+
+
+def ResNet50(num_classes: int = NUM_CLASSES) -> ResNet:
+    """ResNet-50: 3, 4, 6 and 3 bottleneck blocks per stage (25.6 M parameters, as torchvision's)."""
+    return ResNet(Bottleneck, (3, 4, 6, 3), num_classes)
 
 
 class ConvBNReLU6(nn.Sequential):
@@ -217,6 +259,7 @@ _BUILDERS: dict[str, Callable[[], nn.Module]] = {
     "vgg16": VGG16,
     "resnet18": ResNet18,
     "mobilenet_v2": MobileNetV2,
+    "resnet50": ResNet50,
 }
 MODELS: tuple[str, ...] = tuple(_BUILDERS)
 

@@ -144,7 +144,7 @@ def test_onnx_model_is_checked_against_onnxruntime(models, tmp_path, monkeypatch
 
 
 BAD_MODELS = [
-    ("resnet99", "unknown model 'resnet99'; choices: alexnet, vgg16, resnet18, mobilenet_v2"),
+    ("resnet99", "unknown model 'resnet99'; choices: alexnet, vgg16, resnet18, mobilenet_v2, resnet50"),
     ("missing.pt2", "does not exist"),
     ("notes.txt", "is not a model file"),
     ("notes.onnx", "is not an ONNX model"),
@@ -203,3 +203,24 @@ print(tvm.runtime.num_threads(), manifest["threads"])
     assert done.returncode == 0, done.stderr
     running, tuned_for = map(int, done.stdout.split())
     assert running == tuned_for == s["threads"]
+
+
+def test_builtin_resnets_have_torchvisions_layer_shapes():
+    from chameleon_tune.models import build_model
+
+    # torchvision's parameter counts: resnet18 11,689,512; resnet50 25,557,032
+    for name, params in (("resnet18", 11_689_512), ("resnet50", 25_557_032)):
+        assert sum(p.numel() for p in build_model(name).parameters()) == params, name
+
+
+def test_resnet50_is_a_many_task_model_ranked_for_the_warm_up():
+    from chameleon_tune.model_import import load_model
+    from chameleon_tune.task_scheduler import GradientScheduler, extract_tasks, fuse
+    from chameleon_tune.tvm_space import host_target
+
+    target = host_target(num_cores=2)
+    tasks = extract_tasks(fuse(load_model("resnet50", threads=1).mod, target), target)
+    assert len(tasks) == 39 and all(t.cost_estimate_s > 0 for t in tasks)
+    scheduler = GradientScheduler([t.weight for t in tasks], costs=[t.cost_estimate_s for t in tasks])
+    first, last = tasks[scheduler.warmup_order[0]], tasks[scheduler.warmup_order[-1]]
+    assert "conv2d" in first.name and first.weight * first.cost_estimate_s > 100 * last.weight * last.cost_estimate_s
