@@ -102,7 +102,6 @@ def _pt2(path: str, threads: int) -> ImportedModel:
 
 
 def _from_exported(name: str, program, module, threads: int) -> ImportedModel:
-    import torch
     from tvm.relax.frontend.torch import from_exported_program
 
     try:
@@ -112,14 +111,21 @@ def _from_exported(name: str, program, module, threads: int) -> ImportedModel:
     except Exception as exc:  # noqa: BLE001 - any frontend failure is the model's
         raise ModelError(f"{name}: TVM cannot import it: {short_error(exc)}") from None
 
-    def reference(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    return _imported(name, mod, torch_runner(module, threads), "pytorch", module)
+
+
+def torch_runner(module, threads: int) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
+    """``module`` (eager or compiled) as numpy arrays in, flat list of numpy arrays out, on ``threads``."""
+    import torch
+
+    def run(arrays: list[np.ndarray]) -> list[np.ndarray]:
         if torch.get_num_threads() != threads:  # the PPO agent runs torch on one thread
             torch.set_num_threads(threads)
         with torch.no_grad():
             out = module(*(torch.from_numpy(a) for a in arrays))
         return [t.numpy() for t in (out if isinstance(out, (tuple, list)) else (out,))]
 
-    return _imported(name, mod, reference, "pytorch", module)
+    return run
 
 
 # -- ONNX -------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .measure.types import short_error
+from .model_import import torch_runner
 
 PYTORCH = "pytorch"
 TORCH_COMPILE = "torch.compile"
@@ -54,28 +55,15 @@ def _make(name: str, imported, threads: int, inputs: list[np.ndarray]) -> Run:
     if imported.torch_module is None:
         raise _Unavailable(f"the model is not a PyTorch model ({imported.reference_name} is its runtime)")
     if name == PYTORCH:
-        return imported.reference if imported.reference_name == PYTORCH else _torch(imported.torch_module, threads)
+        return imported.reference if imported.reference_name == PYTORCH else torch_runner(imported.torch_module, threads)
     if name == TORCH_COMPILE:
         import torch
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             compiled = torch.compile(imported.torch_module, backend="inductor")
-        return _torch(compiled, threads)
+        return torch_runner(compiled, threads)
     raise ValueError(f"unknown reference {name!r}; choose from: {', '.join(REFERENCES)}")
-
-
-def _torch(module, threads: int) -> Run:
-    import torch
-
-    def run(arrays: list[np.ndarray]) -> list[np.ndarray]:
-        if torch.get_num_threads() != threads:  # the PPO agent runs torch on one thread
-            torch.set_num_threads(threads)
-        with torch.no_grad():
-            out = module(*(torch.from_numpy(a) for a in arrays))
-        return [t.numpy() for t in (out if isinstance(out, (tuple, list)) else (out,))]
-
-    return run
 
 
 def _onnxruntime(imported, threads: int, inputs: list[np.ndarray]) -> Run:
