@@ -79,6 +79,27 @@ def _jsonable(value):
 RETIMED_FILE = "retimed.jsonl"
 
 
+def tuning_clock(trials: list[Trial]) -> np.ndarray:
+    """Seconds of tuning when each of ``trials`` (in the order they finished) finished.
+
+    Trials of one batch share their ``started`` time; a batch adds the time from
+    that start to its last result, so the clock runs through searching, building
+    and timing, and stops while no run is going (between a run and its resumption).
+    The trials of several tasks tuned in one run, merged in finishing order, share
+    one clock the same way.
+    """
+    clock, offset, i = np.zeros(len(trials)), 0.0, 0
+    while i < len(trials):
+        start = trials[i].started
+        j = i
+        while j < len(trials) and trials[j].started == start:
+            clock[j] = offset + trials[j].finished - start
+            j += 1
+        offset = clock[i:j].max()
+        i = j
+    return clock
+
+
 class History:
     """Every trial of one task, in memory and (optionally) in ``path``."""
 
@@ -175,22 +196,9 @@ class History:
         return np.array([t.result.latency_s if t.result.valid else np.inf for t in self.trials], dtype=np.float64)
 
     def tuning_clock(self) -> np.ndarray:
-        """Seconds of tuning when each trial finished, pauses between resumed runs left out.
-
-        Trials of one batch share their ``started`` time; a batch adds the time from
-        that start to its last result, so the clock runs through searching, building
-        and timing, and stops while no run is going.
-        """
-        clock, offset, i = np.zeros(len(self.trials)), 0.0, 0
-        while i < len(self.trials):
-            start = self.trials[i].started
-            j = i
-            while j < len(self.trials) and self.trials[j].started == start:
-                clock[j] = offset + self.trials[j].finished - start
-                j += 1
-            offset = clock[i:j].max()
-            i = j
-        return clock
+        """Seconds of tuning when each trial finished, pauses between resumed runs left out
+        (see :func:`tuning_clock`)."""
+        return tuning_clock(self.trials)
 
     def top(self, k: int) -> list[Trial]:
         """The ``k`` fastest valid trials as measured."""

@@ -240,6 +240,7 @@ def write_report(directory: str, summary: dict, tasks: list[TaskRow]) -> str:
         "",
         *(f"- {name}: not timed: {why}" for name, why in s.get("reference_notes", {}).items()),
         *([""] if s.get("reference_notes") else []),
+        *curve_lines(s),
         *disturbance_lines(s),
         f"Tuning wall time {s['tuning_wall_s']:.1f} s ({s['resumed']} trials resumed). "
         f"Output checked against {s['reference']} on random input: max abs error {s['max_abs_error']:.3g} "
@@ -259,6 +260,26 @@ def write_report(directory: str, summary: dict, tasks: list[TaskRow]) -> str:
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     return path
+
+
+def curve_lines(summary: dict) -> list[str]:
+    """When the tuned model first beat each reference, by the calibrated estimate, and the plot."""
+    s = summary
+    if not s["curve"]["seconds"]:
+        return ["No latency curve: some task never had a valid measurement.", ""]
+    cells = [
+        f"{name} {'at ' + format(t, '.0f') + ' s' if t is not None else 'not reached'}"
+        f" (final build {'faster' if s['beats'][name] else 'slower'})"
+        for name, t in s["time_to_reference_s"].items()
+    ]
+    return [
+        f"Tuning time until the tuned model beat each reference, read off the estimated latency "
+        f"(each task's best x its calls, calibrated x{s['curve']['calibration']:.2f} by the final build): "
+        + ("; ".join(cells) or "no reference timed") + ".",
+        "",
+        f"![latency over tuning time]({os.path.basename(s['curve_plot'])})",
+        "",
+    ]
 
 
 def latency_of(summary: dict, name: str) -> float:

@@ -42,6 +42,7 @@ from .model_build import (
     verify,
     write_report,
 )
+from .model_curve import final_estimate, latency_curve, plot_curve, time_to_beat
 from .model_import import ModelError, load_model
 from .model_references import REFERENCES, parse_references
 from .task_scheduler import GradientScheduler, ModelTask, SchedulerConfig, extract_tasks, fuse, warmup_trials
@@ -186,11 +187,31 @@ def _build_and_report(imported, target, fused, tasks: list[_Task], references, s
         **noise_summary(tasks, timings),
     }
     output = summary["output"]
+    summary.update(_curve(tasks, summary))
     manifest = {k: summary[k] for k in ("model", "reference", "max_abs_error", "tolerance", "target", "threads")}
     manifest["inputs"] = [{"shape": list(shape), "dtype": dtype} for shape, dtype in imported.inputs]
     summary["artifact"] = export(tuned_exe, output, manifest)
     summary["report"] = write_report(output, summary, rows)
     return ModelTuneResult(summary, rows)
+
+
+def _curve(tasks: list[_Task], summary: dict) -> dict:
+    """The estimated latency over tuning time, calibrated by the real build; when it first beat each
+    reference; whether the final build did; and the plot."""
+    weights = [t.task.weight for t in tasks]
+    seconds, estimate = latency_curve(weights, [t.history for t in tasks])
+    final = final_estimate(weights, [t.history.best() for t in tasks])
+    calibration = summary["tuned_latency_s"] / final if final else None
+    curve = estimate * calibration if calibration else np.array([])
+    seconds = seconds if calibration else np.array([])
+    return {
+        "curve": {"seconds": seconds.tolist(), "latency_s": curve.tolist(), "calibration": calibration},
+        "time_to_reference_s": time_to_beat(seconds, curve, summary["references"]),
+        "beats": {name: summary["tuned_latency_s"] < ref for name, ref in summary["references"].items()},
+        "curve_plot": plot_curve(
+            summary["output"], summary["model"], seconds, curve, summary["references"], summary["tuned_latency_s"]
+        ),
+    }
 
 
 def chosen_records(tasks: list[_Task], target):

@@ -133,3 +133,23 @@ def test_cost_estimate_ranks_a_bigger_operator_higher():
 
     small, large = (tvm.IRModule({"main": get_workload(name).prim_func()}) for name in ("matmul.64", "matmul.121"))
     assert 0 < estimate_cost_s(small) < estimate_cost_s(large)
+
+
+def test_latency_curve_sums_weighted_bests_once_every_task_is_measured():
+    from chameleon_tune.database import History
+    from chameleon_tune.measure.types import MeasureResult
+    from chameleon_tune.model_curve import latency_curve, time_to_beat
+    from chameleon_tune.space import Knob, Space
+
+    space = Space((Knob("a", (1, 2, 3)),))
+    a, b = History(space), History(space)
+    # one run: a batch started at t=0 for task a, then one at t=10 for task b, then task a again at t=20
+    a.append(np.array([0]), MeasureResult(4e-3, (4e-3,)), started=0.0, finished=1.0)
+    b.append(np.array([0]), MeasureResult.failed("build", "x"), started=10.0, finished=11.0)
+    b.append(np.array([1]), MeasureResult(1e-3, (1e-3,)), started=10.0, finished=12.0)
+    a.append(np.array([1]), MeasureResult(2e-3, (2e-3,)), started=20.0, finished=23.0)
+    seconds, estimate = latency_curve([1, 3], [a, b])
+    # the curve starts when b has its first valid trial: 1 s of a's batch + 2 s of b's
+    assert seconds.tolist() == [3.0, 6.0] and estimate.tolist() == pytest.approx([4e-3 + 3e-3, 2e-3 + 3e-3])
+    assert time_to_beat(seconds, estimate, {"fast": 6e-3, "faster": 1e-3}) == {"fast": 6.0, "faster": None}
+    assert latency_curve([1, 3], [a, History(space)])[0].size == 0  # a task never measured: no curve

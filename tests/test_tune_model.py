@@ -88,6 +88,11 @@ def test_tiny_model_end_to_end(tuned):
         assert (name in s["references"]) != (name in s["reference_notes"]), name
         assert name in stdout
     assert set(s["speedup"]) == set(s["references"])
+    # the latency curve over tuning time, calibrated by the real build, and when it beat each reference
+    assert len(s["curve"]["seconds"]) == len(s["curve"]["latency_s"]) > 0 and s["curve"]["calibration"] > 0
+    assert s["curve"]["latency_s"][-1] == pytest.approx(s["tuned_latency_s"], rel=0.5)
+    assert set(s["time_to_reference_s"]) == set(s["beats"]) == set(s["references"])
+    assert os.path.isfile(s["curve_plot"]) and "latency_curve.png" in (out_dir / "report.md").read_text()
     assert all(s["speedup"][n] == pytest.approx(s["references"][n] / s["tuned_latency_s"]) for n in s["references"])
 
 
