@@ -276,9 +276,8 @@ def _tune(args) -> int:
 
 
 def _tune_model(args) -> int:
-    from .api import DEFAULT_STRATEGY, UsageError
+    from .api import DEFAULT_STRATEGY
     from .model_build import VerificationError, disturbance_lines, latency_of, ratio_cell
-    from .model_references import parse_references
     from .model_tuner import tune_model
 
     strategy = args.strategy or DEFAULT_STRATEGY
@@ -286,13 +285,10 @@ def _tune_model(args) -> int:
     output = args.output or f"runs/{model_name}-{strategy}-s{args.seed}"
     options, runner = _measure_options(args), runner_config_from_args(args)
     try:
-        references = tuple(parse_references(args.references))
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    try:
         result = tune_model(
             args.model, strategy, trials=args.trials, output=output, target=args.target, seed=args.seed,
-            options=options, round_trials=args.round_trials, progress=True, runner=runner, references=references,
+            options=options, round_trials=args.round_trials, progress=True, runner=runner,
+            references=args.references.split(","),
         )  # fmt: skip
     except KeyboardInterrupt:
         sys.stderr.write(f"chameleon: interrupted; every finished trial is recorded in {output} (rerun to resume)\n")

@@ -106,7 +106,6 @@ def compare(
 
 
 def _compare(chosen, strategies, trials, seeds, out, reference, target, options, batch_size, progress, runner) -> dict:
-
     from .compare_report import Progress, write_report
     from .reference import torch_latency_s
 

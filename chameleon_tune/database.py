@@ -219,3 +219,9 @@ class History:
     def noisy(self) -> list[Trial]:
         """Valid trials whose timing other work disturbed."""
         return [t for t in self.trials if t.result.valid and t.result.noisy]
+
+    @property
+    def interference_max(self) -> float | None:
+        """The most CPU other work took from the kernel's cores during any timing, in cores (None: never watched)."""
+        seen = [t.result.interference for t in self.trials if t.result.interference is not None]
+        return max(seen) if seen else None

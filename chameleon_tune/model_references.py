@@ -97,9 +97,9 @@ def _bound(run: Run, inputs: list[np.ndarray]) -> Callable[[], object]:
     return lambda: run(inputs)
 
 
-def parse_references(spec: str) -> list[str]:
-    """``--references`` as a list; ValueError (one line) for an unknown name."""
-    names = [n.strip() for n in spec.split(",") if n.strip()]
+def check_references(names) -> tuple[str, ...]:
+    """The reference names, stripped, empty ones dropped; ValueError (one line) for an unknown one."""
+    names = tuple(n.strip() for n in names if n.strip())
     unknown = [n for n in names if n not in REFERENCES]
     if unknown:
         raise ValueError(f"unknown reference {','.join(unknown)!r}; choose from: {', '.join(REFERENCES)}")

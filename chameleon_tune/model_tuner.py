@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -44,7 +45,7 @@ from .model_build import (
 )
 from .model_curve import final_estimate, latency_curve, plot_curve, time_to_beat
 from .model_import import ModelError, load_model
-from .model_references import REFERENCES, parse_references
+from .model_references import REFERENCES, check_references
 from .task_scheduler import GradientScheduler, ModelTask, SchedulerConfig, extract_tasks, fuse, warmup_trials
 
 DEFAULT_MODEL = "resnet18"
@@ -89,7 +90,7 @@ def tune_model(
     round_trials: int = SchedulerConfig.round_trials,
     progress: bool = False,
     runner: RunnerConfig = RunnerConfig(),
-    references: tuple[str, ...] = REFERENCES,
+    references: Sequence[str] = REFERENCES,
 ) -> ModelTuneResult:
     """Tune ``model`` (a built-in name, or a ``.pt2`` / ``.onnx`` file) into ``output``.
 
@@ -103,7 +104,7 @@ def tune_model(
         raise UsageError("--trials and --round-trials must be at least 1")
     check_strategies([strategy])
     try:
-        references = tuple(parse_references(",".join(references)))
+        references = check_references(references)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     tvm_target = _target(target, runner.threads)
@@ -242,10 +243,9 @@ def chosen_records(tasks: list[_Task], target):
 
 def noise_summary(tasks: list[_Task], timings: dict) -> dict:
     """How much other work disturbed the measurements: trials, and the final timings."""
-    trials = [trial for t in tasks for trial in t.history.trials if trial.result.valid]
-    seen = [trial.result.interference for trial in trials if trial.result.interference is not None]
+    seen = [t.history.interference_max for t in tasks if t.history.interference_max is not None]
     return {
-        "noisy_trials": sum(trial.result.noisy for trial in trials),
+        "noisy_trials": sum(len(t.history.noisy) for t in tasks),
         "interference_max": max(seen) if seen else None,
         "noisy_best": [t.task.name for t in tasks if (b := t.history.best()) is not None and b.result.noisy],
         "timing_interference": {name: timing.interference for name, timing in timings.items()},

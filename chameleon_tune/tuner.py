@@ -151,7 +151,6 @@ def summarize(history: History, flops: float | None, **timing) -> TuneResult:
     best = history.best()
     errors = Counter(t.result.error for t in history.trials if not t.result.valid)
     latency = best.result.latency_s if best else None
-    seen = [t.result.interference for t in history.trials if t.result.interference is not None]
     return TuneResult(
         trials=len(history),
         valid=sum(t.result.valid for t in history.trials),
@@ -160,7 +159,7 @@ def summarize(history: History, flops: float | None, **timing) -> TuneResult:
         best_gflops=flops / latency / 1e9 if (latency and flops) else None,
         best_config=best.config if best else None,
         noisy_trials=len(history.noisy),
-        interference_max=max(seen) if seen else None,
+        interference_max=history.interference_max,
         best_noisy=bool(best and best.result.noisy),
         **timing,
     )

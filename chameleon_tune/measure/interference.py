@@ -27,9 +27,6 @@ class Interference:
 
     cores: float
     """Average CPU of other processes on the watched cores over the window, in cores."""
-    wall_s: float
-    load: float
-    """The 1-minute load average at the end of the window (runnable processes)."""
 
     @property
     def noisy(self) -> bool:
@@ -67,7 +64,7 @@ class CpuWatch:
         wall0, busy0, own0 = self._start
         wall = max(time.perf_counter() - wall0, 1e-9)
         others = (self._busy_s() - busy0) - (self._own_s() - own0)
-        return Interference(cores=max(0.0, others / wall), wall_s=wall, load=os.getloadavg()[0])
+        return Interference(cores=max(0.0, others / wall))
 
     def measure(self, seconds: float) -> Interference:
         """Other processes' CPU over the next ``seconds``, while this process sleeps."""

@@ -9,7 +9,6 @@ implements too; both check and time a loaded module with :func:`check_and_time_m
 from __future__ import annotations
 
 import abc
-import os
 import time
 from dataclasses import replace
 from typing import Callable
@@ -211,11 +210,6 @@ class LocalRunner(Runner):
     #: After a wait for quiet failed, timings are not redone for this long.
     BUSY_BACKOFF_S = 30.0
 
-    def niceness(self) -> int:
-        """The timing process's scheduling priority (-20: raised; 0: normal)."""
-        self._worker.start()
-        return self._worker.call(os.getpriority, os.PRIO_PROCESS, 0, timeout=30.0)
-
     def __init__(
         self, options: MeasureOptions = MeasureOptions(), num_threads: int | None = None, cpus: set[int] | None = None
     ) -> None:
@@ -245,10 +239,15 @@ class LocalRunner(Runner):
             self._worker.call(compute_reference, reference, func_name, args, timeout=max(300.0, self.options.run_timeout_s))
         self._primed_generation = self._worker.generation
 
-    def _call(self, fn, *args, timeout: float):
-        """``(value, None)``, or ``(None, failed RunResult)`` when the worker could not deliver."""
+    @property
+    def task(self) -> tuple:
+        """``(reference, args, func_name)`` of the prepared task."""
         if self._task is None:
             raise RuntimeError("Runner.prepare() must be called before run()")
+        return self._task
+
+    def _call(self, fn, *args, timeout: float):
+        """``(value, None)``, or ``(None, failed RunResult)`` when the worker could not deliver."""
         start = time.perf_counter()
         try:
             self._prime()
@@ -263,7 +262,7 @@ class LocalRunner(Runner):
             return None, RunResult((), RUN, str(exc), time.perf_counter() - start)
 
     def _attempt(self, artifact: str) -> RunResult:
-        reference, args, func_name = self._task
+        reference, args, func_name = self.task
         start = time.perf_counter()
         value, failed = self._call(
             check_and_time, artifact, func_name, args, reference, self.options, timeout=self.options.run_timeout_s
@@ -300,7 +299,7 @@ class LocalRunner(Runner):
         return replace(result, run_s=run_s)
 
     def retime(self, artifacts: list[str], rounds: int) -> list[RunResult]:
-        reference, args, func_name = self._task or (None, None, None)
+        reference, args, func_name = self.task
         start = time.perf_counter()
         timeout = self.options.run_timeout_s * (1 + rounds) * max(1, len(artifacts))
         value, failed = self._call(

@@ -111,10 +111,11 @@ class TVMMeasurer(Measurer):
         schedules = [self.tvm_space.schedule(config)[0] for config in configs]
         built = self.builder.build([sch.mod for sch in schedules if sch is not None])
         self.build_s += time.perf_counter() - start
+        builds = iter(built)
         results: list[MeasureResult] = []
         artifacts, where = [], []
         for sch in schedules:
-            build = built.pop(0) if sch is not None else None
+            build = next(builds) if sch is not None else None
             if build is None or build.error_msg is not None:
                 results.append(MeasureResult.failed(BUILD, build.error_msg if build else "no longer a legal schedule"))
             else:
