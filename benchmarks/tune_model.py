@@ -22,8 +22,8 @@ import time
 
 
 def list_tasks(model: str) -> list[dict]:
-    from chameleon_tune.model_import import load_model
-    from chameleon_tune.task_scheduler import extract_tasks, fuse
+    from chameleon_tune.model.importer import load_model
+    from chameleon_tune.model.scheduler import extract_tasks, fuse
     from chameleon_tune.tvm_space import host_target
 
     target = host_target()
@@ -84,9 +84,9 @@ def side_by_side(model: str, directories: list[str], rounds: int) -> dict:
     model's output is checked against the reference first.
     """
     from chameleon_tune.measure.runner import random_arguments
-    from chameleon_tune.model_build import load_artifact, time_side_by_side, verify
-    from chameleon_tune.model_import import load_model
-    from chameleon_tune.model_tuner import _use_threads
+    from chameleon_tune.model.build import load_artifact, time_side_by_side, verify
+    from chameleon_tune.model.importer import load_model
+    from chameleon_tune.model.tuner import _use_threads
 
     imported = load_model(model, threads=_use_threads())
     inputs = random_arguments(imported.inputs)

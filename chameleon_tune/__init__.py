@@ -8,8 +8,8 @@ when a tuning run needs them, so importing the package is fast.
 
 from .api import UsageError, tune_workload
 from .compare import compare
-from .model_build import load_artifact
-from .model_tuner import tune_model
+from .model.build import load_artifact
+from .model.tuner import tune_model
 
 __version__ = "0.1.0"
 __all__ = ["UsageError", "compare", "load_artifact", "tune_model", "tune_workload", "__version__"]

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from .model_references import REFERENCES
+from .evaluation.model_references import REFERENCES
 from .runner_cli import add_devices_command, add_runner_arguments, devices, runner_config_from_args
 from .workloads import DEFAULT_WORKLOAD
 
@@ -277,8 +277,8 @@ def _tune(args) -> int:
 
 def _tune_model(args) -> int:
     from .api import DEFAULT_STRATEGY
-    from .model_build import VerificationError, disturbance_lines, latency_of, ratio_cell
-    from .model_tuner import tune_model
+    from .model.build import VerificationError, disturbance_lines, latency_of, ratio_cell
+    from .model.tuner import tune_model
 
     strategy = args.strategy or DEFAULT_STRATEGY
     model_name = os.path.splitext(os.path.basename(args.model))[0]
@@ -323,7 +323,7 @@ def _run(args) -> int:
 
     from .api import UsageError
     from .measure.runner import random_arguments
-    from .model_build import MANIFEST, load_artifact
+    from .model.build import MANIFEST, load_artifact
 
     if not os.path.isfile(os.path.join(args.dir, MANIFEST)):
         raise UsageError(f"{args.dir!r} holds no exported model ({MANIFEST}); run tune-model first")

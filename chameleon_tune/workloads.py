@@ -1,7 +1,7 @@
 """Built-in tuning workloads: the paper's conv2d layers plus square matmuls.
 
 The paper's layers are extracted from the model definitions in
-:mod:`chameleon_tune.models` rather than typed by hand. torch and tvm are
+:mod:`chameleon_tune.model.networks` rather than typed by hand. torch and tvm are
 imported only inside functions so that importing this module (e.g. for the
 CLI's workload listing) stays fast, and matmul-only look-ups never touch torch.
 """
@@ -160,7 +160,7 @@ def _traced_shapes(model_name: str) -> tuple[tuple[tuple[int, ...], ...], tuple[
     import torch
     from torch import nn
 
-    from chameleon_tune.models import INPUT_SHAPE, build_model
+    from chameleon_tune.model.networks import INPUT_SHAPE, build_model
 
     convs: dict[tuple[int, ...], None] = {}  # dict as an insertion-ordered set
     denses: dict[tuple[int, int, int], None] = {}

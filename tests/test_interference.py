@@ -13,7 +13,7 @@ from chameleon_tune.database import History
 from chameleon_tune.measure.interference import NOISY_CORES, CpuWatch, keep_quiet, kernel_cpus
 from chameleon_tune.measure.runner import LocalRunner
 from chameleon_tune.measure.types import MeasureOptions, MeasureResult, RunResult
-from chameleon_tune.model_build import disturbance_lines, ratio_cell, time_side_by_side
+from chameleon_tune.model.build import disturbance_lines, ratio_cell, time_side_by_side
 from chameleon_tune.space import Knob, Space
 from chameleon_tune.workdir_lock import LOCK_FILE, WorkDirBusy, WorkDirLock
 

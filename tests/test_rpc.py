@@ -180,7 +180,7 @@ def test_api_run_with_a_server_killed_mid_run_loses_no_trial(devices, tmp_path, 
 def test_compare_and_tune_model_measure_through_the_tracker(devices, tmp_path, capsys):
     import torch
 
-    from chameleon_tune.model_tuner import tune_model
+    from chameleon_tune.model.tuner import tune_model
     from test_tune_model import _tiny
 
     code = main([

@@ -5,7 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from chameleon_tune.task_scheduler import GradientScheduler, SchedulerConfig, warmup_trials
+from chameleon_tune.model.scheduler import GradientScheduler, SchedulerConfig, warmup_trials
 
 
 def simulate(scheduler, latency, budget, round_trials, size=None):
@@ -128,7 +128,7 @@ def test_a_single_configuration_task_costs_one_trial():
 def test_cost_estimate_ranks_a_bigger_operator_higher():
     import tvm
 
-    from chameleon_tune.task_scheduler import estimate_cost_s
+    from chameleon_tune.model.scheduler import estimate_cost_s
     from chameleon_tune.workloads import get_workload
 
     small, large = (tvm.IRModule({"main": get_workload(name).prim_func()}) for name in ("matmul.64", "matmul.121"))
@@ -138,7 +138,7 @@ def test_cost_estimate_ranks_a_bigger_operator_higher():
 def test_latency_curve_sums_weighted_bests_once_every_task_is_measured():
     from chameleon_tune.database import History
     from chameleon_tune.measure.types import MeasureResult
-    from chameleon_tune.model_curve import latency_curve, time_to_beat
+    from chameleon_tune.evaluation.model_curve import latency_curve, time_to_beat
     from chameleon_tune.space import Knob, Space
 
     space = Space((Knob("a", (1, 2, 3)),))

@@ -163,7 +163,7 @@ def _spec(models, name):
 
 @pytest.mark.parametrize("model, message", BAD_MODELS)
 def test_bad_model_is_named_in_one_line(models, model, message):
-    from chameleon_tune.model_import import ModelError, load_model
+    from chameleon_tune.model.importer import ModelError, load_model
 
     with pytest.raises(ModelError, match=message) as error:
         load_model(_spec(models, model), threads=1)
@@ -185,7 +185,7 @@ def test_unknown_reference_exits_2_before_any_work(tmp_path):
 
 
 def test_mismatching_output_is_an_error():
-    from chameleon_tune.model_build import VerificationError, tolerance, verify
+    from chameleon_tune.model.build import VerificationError, tolerance, verify
 
     want = [np.array([[1.0, -2.0, 3.0]], dtype="float32")]
     assert verify([want[0] + 1e-4], want, "x") == pytest.approx(1e-4, rel=1e-2)
@@ -211,7 +211,7 @@ print(tvm.runtime.num_threads(), manifest["threads"])
 
 
 def test_builtin_resnets_have_torchvisions_layer_shapes():
-    from chameleon_tune.models import build_model
+    from chameleon_tune.model.networks import build_model
 
     # torchvision's parameter counts: resnet18 11,689,512; resnet50 25,557,032
     for name, params in (("resnet18", 11_689_512), ("resnet50", 25_557_032)):
@@ -219,8 +219,8 @@ def test_builtin_resnets_have_torchvisions_layer_shapes():
 
 
 def test_resnet50_is_a_many_task_model_ranked_for_the_warm_up():
-    from chameleon_tune.model_import import load_model
-    from chameleon_tune.task_scheduler import GradientScheduler, extract_tasks, fuse
+    from chameleon_tune.model.importer import load_model
+    from chameleon_tune.model.scheduler import GradientScheduler, extract_tasks, fuse
     from chameleon_tune.tvm_space import host_target
 
     target = host_target(num_cores=2)

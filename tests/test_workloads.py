@@ -54,7 +54,7 @@ def test_unknown_names_raise_keyerror_listing_choices() -> None:
         get_workload("resnet18.L13")
     with pytest.raises(KeyError, match="paper"):
         suite("nope")
-    from chameleon_tune.models import build_model
+    from chameleon_tune.model.networks import build_model
 
     with pytest.raises(KeyError, match="mobilenet_v2"):
         build_model("nope")
@@ -136,7 +136,7 @@ def test_builtin_prim_func_signatures() -> None:
 def test_model_forward_shape(name: str) -> None:
     import torch
 
-    from chameleon_tune.models import INPUT_SHAPE, build_model
+    from chameleon_tune.model.networks import INPUT_SHAPE, build_model
 
     model = build_model(name)
     assert not model.training

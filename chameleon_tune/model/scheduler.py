@@ -58,7 +58,7 @@ def fuse(mod, target):
 
 def extract_tasks(fused_mod, target) -> list[ModelTask]:
     """The distinct fused operators of ``fuse``'s result, each with its call count."""
-    from .tvm_space import load_tensor_intrinsics
+    from ..tvm_space import load_tensor_intrinsics
 
     load_tensor_intrinsics(target)
     from tvm.s_tir.meta_schedule.relax_integration import extract_tasks as ms_extract_tasks

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .api import (
+from ..api import (
     DEFAULT_STRATEGY,
     UsageError,
     _check_space,
@@ -29,9 +29,9 @@ from .api import (
     locked,
     make_search,
 )
-from .database import History, HistoryError
-from .measure.types import MeasureOptions, RunnerConfig
-from .model_build import (
+from ..database import History, HistoryError
+from ..measure.types import MeasureOptions, RunnerConfig
+from .build import (
     CompiledModel,
     TaskRow,
     applied_tasks,
@@ -43,10 +43,10 @@ from .model_build import (
     verify,
     write_report,
 )
-from .model_curve import final_estimate, latency_curve, plot_curve, time_to_beat
-from .model_import import ModelError, load_model
-from .model_references import REFERENCES, check_references
-from .task_scheduler import GradientScheduler, ModelTask, SchedulerConfig, extract_tasks, fuse, warmup_trials
+from ..evaluation.model_curve import final_estimate, latency_curve, plot_curve, time_to_beat
+from .importer import ModelError, load_model
+from ..evaluation.model_references import REFERENCES, check_references
+from .scheduler import GradientScheduler, ModelTask, SchedulerConfig, extract_tasks, fuse, warmup_trials
 
 DEFAULT_MODEL = "resnet18"
 DEFAULT_MODEL_TRIALS = 1000
@@ -131,8 +131,8 @@ def tune_model(
 
 def _tune_tasks(imported, target, output, strategy, trials, seed, options, config, progress, runner):
     """Extract the tasks, spend the budget on them, re-time each task's best: ``(tasks, fused module, resumed)``."""
-    from .measure.tvm_measurer import make_builder, make_runner
-    from .tuner import retime_best
+    from ..measure.tvm_measurer import make_builder, make_runner
+    from ..tuner import retime_best
 
     fused = fuse(imported.mod, target)
     model_tasks = extract_tasks(fused, target)
@@ -153,8 +153,8 @@ def _tune_tasks(imported, target, output, strategy, trials, seed, options, confi
 
 def _build_and_report(imported, target, fused, tasks: list[_Task], references, summary: dict) -> ModelTuneResult:
     """Compile with each task's best record, verify, time against the references, export, report."""
-    from .measure.runner import random_arguments
-    from .model_references import prepare_references
+    from ..measure.runner import random_arguments
+    from ..evaluation.model_references import prepare_references
 
     database = chosen_records(tasks, target)
     applied = applied_tasks(fused, target, database)
@@ -261,7 +261,7 @@ def _use_threads(threads: int | None = None) -> int:
     unless ``TVM_NUM_THREADS`` says otherwise. Set before any TVM thread pool
     starts, so measurement workers (spawned later) inherit it too.
     """
-    from .tvm_space import _physical_cores
+    from ..tvm_space import _physical_cores
 
     threads = threads or int(os.environ.get("TVM_NUM_THREADS") or _physical_cores())
     os.environ["TVM_NUM_THREADS"] = str(threads)
@@ -271,8 +271,8 @@ def _use_threads(threads: int | None = None) -> int:
 def _open(task: ModelTask, index: int, output: str, target, seed: int, options, builder, runner) -> _Task:
     import tvm_ffi
 
-    from .measure.tvm_measurer import TVMMeasurer
-    from .tvm_space import TVMSpace
+    from ..measure.tvm_measurer import TVMMeasurer
+    from ..tvm_space import TVMSpace
 
     work_dir = os.path.join(output, "tasks", f"{index:02d}-{task.name}")
     # The structural hash is what the database is keyed on: a changed operator must not resume.
@@ -294,8 +294,8 @@ def _spend(tasks: list[_Task], strategy: str, trials: int, seed: int, config: Sc
     rerun resumes: the cost model refits on every trial so far and the PPO
     policy reloads from the task's ``policy.pt``; the tuning loop is the same.
     """
-    from .search.base import TaskContext
-    from .tuner import tune
+    from ..search.base import TaskContext
+    from ..tuner import tune
 
     config = replace(config, warmup_trials=warmup_trials(trials, len(tasks), config))
     scheduler = GradientScheduler([t.task.weight for t in tasks], config, [t.task.cost_estimate_s for t in tasks])
@@ -368,7 +368,7 @@ class _Progress:
         )  # fmt: skip
 
     def trial(self, trial) -> None:
-        from .progress import progress_note
+        from ..progress import progress_note
 
         if trial.result.valid and (self.best is None or trial.result.latency_s < self.best):
             self.best = trial.result.latency_s

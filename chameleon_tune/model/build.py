@@ -173,7 +173,7 @@ def time_side_by_side(
     a while after a call and would slow the next one. A runtime slower than
     ``max_s / rounds`` per call gets fewer rounds (never fewer than two).
     """
-    from .measure.interference import CpuWatch, keep_quiet, rotated
+    from ..measure.interference import CpuWatch, keep_quiet, rotated
 
     watch = CpuWatch()
     names = list(runs)

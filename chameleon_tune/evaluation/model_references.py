@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .measure.types import short_error
-from .model_import import torch_runner
+from ..measure.types import short_error
+from ..model.importer import torch_runner
 
 PYTORCH = "pytorch"
 TORCH_COMPILE = "torch.compile"

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .measure.types import short_error
+from ..measure.types import short_error
 
 MODEL_SUFFIXES = (".pt2", ".onnx")
 
@@ -47,7 +47,7 @@ class ImportedModel:
 
 def load_model(spec: str, *, threads: int) -> ImportedModel:
     """A built-in model name or a ``.pt2`` / ``.onnx`` file; the reference runs on ``threads`` threads."""
-    from .models import MODELS  # imports torch: only when a model is loaded
+    from .networks import MODELS  # imports torch: only when a model is loaded
 
     with warnings.catch_warnings():  # torch and the frontends warn on much that is no error
         warnings.simplefilter("ignore")
@@ -74,7 +74,7 @@ def _load(spec: str, threads: int, builtins: tuple[str, ...]) -> ImportedModel:
 def _builtin(name: str, threads: int) -> ImportedModel:
     import torch
 
-    from .models import INPUT_SHAPE, build_model
+    from .networks import INPUT_SHAPE, build_model
 
     torch.manual_seed(0)  # the same random weights on every run over one directory
     model = build_model(name)

@@ -1,0 +1,1 @@
+"""Evaluating tuners and tuned models: references to hold them against, latency curves."""
