@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from chameleon_tune.reference import torch_latency_s
+from chameleon_tune.evaluation.reference import torch_latency_s
 from workload_sample import random_sample
 
 

@@ -7,7 +7,7 @@ when a tuning run needs them, so importing the package is fast.
 """
 
 from .api import UsageError, tune_workload
-from .compare import compare
+from .evaluation.compare import compare
 from .model.build import load_artifact
 from .model.tuner import tune_model
 

@@ -163,7 +163,7 @@ def _workloads(args) -> int:
 def _replay(args) -> int:
     from .api import UsageError, check_strategies, check_writable
     from .measure.replay import CacheFileError, load_cache
-    from .replay import replay, write_report
+    from .evaluation.replay import replay, write_report
 
     strategies = [s for s in args.strategies.split(",") if s]
     check_strategies(strategies)
@@ -188,7 +188,7 @@ def _replay(args) -> int:
 
 
 def _compare(args) -> int:
-    from .compare import compare
+    from .evaluation.compare import compare
 
     options = _measure_options(args)
     runner = runner_config_from_args(args)

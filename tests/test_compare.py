@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from chameleon_tune.compare import Run, summarize
+from chameleon_tune.evaluation.compare import Run, summarize
 from test_cli import chameleon
 
 INF = math.inf

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from chameleon_tune.curves import fraction_of, reached
+from chameleon_tune.evaluation.curves import fraction_of, reached
 from chameleon_tune.database import History
 from chameleon_tune.measure.types import MeasureResult
 from chameleon_tune.space import Knob, Space
@@ -41,7 +41,7 @@ def test_tuning_clock_skips_the_pause_before_a_resumed_run():
 
 
 def test_median_cost_counts_never_as_infinite():
-    from chameleon_tune.curves import median_cost
+    from chameleon_tune.evaluation.curves import median_cost
 
     assert median_cost([3, 5, None]) == 5
     assert median_cost([3, None]) is None  # half missed: no typical cost
@@ -50,7 +50,7 @@ def test_median_cost_counts_never_as_infinite():
 
 
 def test_mean_fraction_is_the_area_under_the_curve():
-    from chameleon_tune.curves import mean_and_sem, mean_fraction
+    from chameleon_tune.evaluation.curves import mean_and_sem, mean_fraction
 
     assert mean_fraction([0.0, 0.5, 1.0, 1.0], 4) == 0.625
     assert mean_fraction([0.5, 1.0], 4) == 0.875  # a run that stopped early is held at its last value

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from chameleon_tune.plots import band_name, median_band, pyplot
+from chameleon_tune.evaluation.plots import band_name, median_band, pyplot
 
 
 @pytest.mark.parametrize(

@@ -56,7 +56,7 @@ def time_to_beat(seconds: np.ndarray, latency: np.ndarray, references: dict[str,
 def plot_curve(directory: str, model: str, seconds, latency, references: dict[str, float], tuned_s: float) -> str:
     """``latency_curve.png``: the calibrated estimate over tuning time, the references as lines,
     the measured tuned model as a point at the end."""
-    from ..plots import pyplot
+    from .plots import pyplot
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))

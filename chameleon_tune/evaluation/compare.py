@@ -25,13 +25,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .api import DEFAULT_STRATEGY, UsageError, _target, check_runner, check_strategies, check_writable, locked, tune_workload
+from ..api import DEFAULT_STRATEGY, UsageError, _target, check_runner, check_strategies, check_writable, locked, tune_workload
+from ..database import History
+from ..measure.interference import NOISY_CORES, CpuWatch
+from ..measure.types import MeasureOptions, RunnerConfig
+from ..space import Space
+from ..workloads import Workload, get_workload, suite
 from .curves import fraction_of, median_cost, reached
-from .database import History
-from .measure.interference import NOISY_CORES, CpuWatch
-from .measure.types import MeasureOptions, RunnerConfig
-from .space import Space
-from .workloads import Workload, get_workload, suite
 
 DEFAULT_STRATEGIES = (DEFAULT_STRATEGY, "sa", "evolutionary", "random")
 LEVELS = {"reference_best": 1.0, "95%_of_reference_best": 0.95}

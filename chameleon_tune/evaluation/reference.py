@@ -10,14 +10,14 @@ import time
 
 import numpy as np
 
-from .workloads import Workload
+from ..workloads import Workload
 
 
 def torch_latency_s(workload: Workload, threads: int | None = None, repeat: int = 30) -> float:
     """Median latency of one call of ``workload`` in PyTorch eager."""
     import torch
 
-    from .tvm_space import _physical_cores
+    from ..tvm_space import _physical_cores
 
     torch.set_num_threads(threads or _physical_cores())
     p = workload.param_dict

@@ -14,12 +14,12 @@ import os
 
 import numpy as np
 
+from ..database import History
+from ..measure.replay import CacheFile, ReplayMeasurer
+from ..search.base import TaskContext, make_strategy
+from ..tuner import tune
 from .curves import fraction_of, mean_and_sem, mean_fraction, median_cost, reached
-from .database import History
-from .measure.replay import CacheFile, ReplayMeasurer
 from .plots import band_name, median_band, pyplot
-from .search.base import TaskContext, make_strategy
-from .tuner import tune
 
 LEVELS = (0.90, 0.95, 0.99)
 
