@@ -107,10 +107,11 @@ def synthesize(
 ) -> np.ndarray | None:
     """A new, valid, canonical configuration built from a cluster's knob values, or None.
 
-    First the exact per-knob mode of ``members`` (ties to the lowest index). If
-    that is in ``taken``, measured or invalid, each knob is redrawn from the
-    members' empirical distribution of that knob, so frequent values stay the
-    most likely, up to ``max_tries`` times. ``taken`` is read, not updated.
+    Valid means inside the space's restrictions and passing ``is_valid`` (if
+    given). First the exact per-knob mode of ``members`` (ties to the lowest
+    index). If that is in ``taken``, measured or invalid, each knob is redrawn
+    from the members' empirical distribution of that knob, so frequent values
+    stay the most likely, up to ``max_tries`` times. ``taken`` is read, not updated.
     """
     members = np.atleast_2d(np.asarray(members, dtype=np.int64))
     mode = np.array([np.bincount(members[:, j]).argmax() for j in range(members.shape[1])], dtype=np.int64)
@@ -123,13 +124,16 @@ def synthesize(
         if key in tried:
             continue
         tried.add(key)
-        if _usable(key, config, taken, is_measured, is_valid):
+        if _usable(space, key, config, taken, is_measured, is_valid):
             return config
     return None
 
 
-def _usable(key: Config, config: np.ndarray, taken: set, is_measured: IsMeasured, is_valid: IsValid | None) -> bool:
-    return key not in taken and not is_measured(key) and (is_valid is None or bool(is_valid(config)))
+def _usable(space: Space, key: Config, config: np.ndarray, taken: set, is_measured: IsMeasured, is_valid: IsValid | None) -> bool:
+    """New, unmeasured, inside the space's restrictions and (if given) passing the task's own check."""
+    if key in taken or is_measured(key) or not space.valid_mask(config)[0]:
+        return False
+    return is_valid is None or bool(is_valid(config))
 
 
 # -- the sampler -----------------------------------------------------------------
@@ -173,7 +177,7 @@ class AdaptiveSampler:
         batch: list[np.ndarray | None] = [None] * len(reps)
         taken: set[Config] = set()
         for i, (row, key) in enumerate(zip(reps, keys)):
-            if _usable(key, candidates[row], taken, is_measured, is_valid):
+            if _usable(self.space, key, candidates[row], taken, is_measured, is_valid):
                 batch[i] = candidates[row]
                 taken.add(key)
         if self.config.synthesis:

@@ -3,17 +3,25 @@
 Nothing here imports TVM, so every search algorithm also runs on recorded spaces.
 A configuration is a vector of choice indices, one per knob; batches of them are
 ``(n, n_knobs)`` int64 arrays so that agents can move thousands at once.
+
+A space may carry restrictions known up front (:class:`ValidSet`: the configurations
+a Kernel Tuner cache holds, say): sampling, moves and neighbours then stay inside
+them, so no strategy ever proposes a configuration that does not exist.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
 Config = tuple[int, ...]
+
+#: Redraws of a random one-knob move that left a restricted space, before the row stays put.
+NEIGHBOUR_TRIES = 16
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,46 @@ class Knob:
         return np.zeros((len(self.choices), 0))
 
 
+class ValidSet:
+    """Restrictions known up front, as the explicit set of valid configurations.
+
+    Held as the sorted mixed-radix codes of the index vectors (row-major, so code
+    order is index order): membership of a batch is one ``searchsorted`` and a
+    uniform draw one index into the set, fast with tens of thousands of valid
+    configurations among millions, where rejection sampling in the product is not.
+    """
+
+    def __init__(self, configs: np.ndarray, dims: np.ndarray) -> None:
+        self.dims = np.asarray(dims, dtype=np.int64)
+        if math.prod(int(d) for d in self.dims) >= 2**63:
+            raise ValueError("the space has too many configurations for an explicit set of valid ones")
+        self.codes = np.unique(self.encode(configs))
+        if not len(self.codes):
+            raise ValueError("a restricted space needs at least one valid configuration")
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ValidSet) and np.array_equal(self.dims, other.dims) and np.array_equal(self.codes, other.codes)
+
+    def encode(self, configs: np.ndarray) -> np.ndarray:
+        configs = np.asarray(configs, dtype=np.int64).reshape(-1, len(self.dims))
+        return np.ravel_multi_index(tuple(configs.T), tuple(self.dims)) if len(configs) else np.zeros(0, dtype=np.int64)
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        return np.stack(np.unravel_index(codes, tuple(self.dims)), axis=1).astype(np.int64).reshape(-1, len(self.dims))
+
+    def contains(self, configs: np.ndarray) -> np.ndarray:
+        """One bool per row of ``configs`` (in range, canonical)."""
+        codes = self.encode(configs)
+        at = np.minimum(np.searchsorted(self.codes, codes), len(self.codes) - 1)
+        return self.codes[at] == codes
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return self.decode(self.codes[rng.integers(0, len(self.codes), size=n)])
+
+
 @dataclass(frozen=True)
 class Space:
     """An ordered product of knobs, with optional conditional knobs.
@@ -60,6 +108,8 @@ class Space:
 
     knobs: tuple[Knob, ...]
     conditions: dict[int, tuple[int, int]] = field(default_factory=dict)
+    valid: ValidSet | None = None
+    """The only configurations that exist (None: every one does); see :meth:`restricted`."""
 
     def __post_init__(self) -> None:
         if not self.knobs:
@@ -67,6 +117,10 @@ class Space:
         object.__setattr__(self, "dims", np.array([len(k) for k in self.knobs], dtype=np.int64))
         tables = [k.features() for k in self.knobs]
         object.__setattr__(self, "_feature_tables", tables)
+
+    def restricted(self, configs: np.ndarray) -> "Space":
+        """This space with only ``configs`` valid (canonicalized; duplicates are fine)."""
+        return Space(self.knobs, self.conditions, ValidSet(self.canonical(configs), self.dims))
 
     dims: np.ndarray = field(init=False, repr=False, compare=False)
     _feature_tables: list = field(init=False, repr=False, compare=False)
@@ -77,7 +131,7 @@ class Space:
 
     @property
     def size(self) -> int:
-        """Number of index vectors (conditional knobs not collapsed)."""
+        """Number of index vectors (conditional knobs not collapsed; restrictions not applied)."""
         return math.prod(int(d) for d in self.dims)
 
     @property
@@ -86,11 +140,23 @@ class Space:
 
     # -- sampling and moves -------------------------------------------------
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """``n`` uniformly random configurations."""
+        """``n`` uniformly random valid configurations."""
+        if self.valid is not None:
+            return self.valid.sample(rng, n)
         return self.canonical(rng.integers(0, self.dims, size=(n, self.n_knobs)))
 
-    def clip(self, configs: np.ndarray) -> np.ndarray:
-        return np.clip(configs, 0, self.dims - 1)
+    def valid_mask(self, configs: np.ndarray) -> np.ndarray:
+        """One bool per configuration (a batch, or one as a batch of one): does it satisfy the restrictions?"""
+        configs = self.canonical(np.atleast_2d(np.asarray(configs, dtype=np.int64)))
+        return np.ones(len(configs), dtype=bool) if self.valid is None else self.valid.contains(configs)
+
+    def configurations(self) -> Iterator[np.ndarray]:
+        """Every valid configuration in index order, canonical (conditional duplicates not removed)."""
+        if self.valid is not None:
+            yield from self.valid.decode(self.valid.codes)
+            return
+        for index in itertools.product(*(range(int(d)) for d in self.dims)):
+            yield self.canonical(np.array(index, dtype=np.int64))
 
     def canonical(self, configs: np.ndarray) -> np.ndarray:
         """Set inactive conditional knobs to index 0 (works on one config or a batch)."""
@@ -103,27 +169,62 @@ class Space:
         return batch.reshape(configs.shape)
 
     def neighbours(self, config: Sequence[int]) -> np.ndarray:
-        """All configurations one knob step (+-1) away, canonical and in range."""
+        """All valid configurations one knob step (+-1) away, canonical and in range."""
         config = np.asarray(config, dtype=np.int64)
         steps = np.concatenate([np.eye(self.n_knobs, dtype=np.int64), -np.eye(self.n_knobs, dtype=np.int64)])
         moved = config[None, :] + steps
         ok = np.all((moved >= 0) & (moved < self.dims), axis=1)
         moved = self.canonical(moved[ok])
+        moved = moved[self.valid_mask(moved)]
         return np.unique(moved[np.any(moved != self.canonical(config), axis=1)], axis=0)
 
     def random_neighbour(self, configs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """For each row, another choice of one random knob (AutoTVM's SA move)."""
-        configs = np.array(configs, dtype=np.int64, copy=True)
+        """For each row, another choice of one random knob (AutoTVM's SA move).
+
+        In a restricted space a move that leaves it is drawn again, up to
+        ``NEIGHBOUR_TRIES`` times (the first valid draw is uniform over the valid
+        moves); a row without one in that many stays where it is.
+        """
+        configs = np.array(configs, dtype=np.int64, copy=True).reshape(-1, self.n_knobs)
         movable = np.flatnonzero(self.dims > 1)
         if not len(movable):
             return configs
-        rows = np.arange(len(configs))
-        knob = movable[rng.integers(0, len(movable), size=len(configs))]
-        # Draw among the dims-1 other choices so that every move changes the config.
-        new = rng.integers(0, self.dims[knob] - 1)
-        new = np.where(new >= configs[rows, knob], new + 1, new)
-        configs[rows, knob] = new
-        return self.canonical(configs)
+        moved, pending = configs.copy(), np.arange(len(configs))
+        for _try in range(NEIGHBOUR_TRIES if self.valid is not None else 1):
+            rows = configs[pending]
+            knob = movable[rng.integers(0, len(movable), size=len(rows))]
+            # Draw among the dims-1 other choices so that every move changes the config.
+            new = rng.integers(0, self.dims[knob] - 1)
+            rows[np.arange(len(rows)), knob] = np.where(new >= rows[np.arange(len(rows)), knob], new + 1, new)
+            rows = self.canonical(rows)
+            ok = self.valid_mask(rows)
+            moved[pending[ok]] = rows[ok]
+            pending = pending[~ok]
+            if not len(pending):
+                break
+        return moved
+
+    def step(self, configs: np.ndarray, steps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Each row moved by its per-knob ``steps``, held at each knob's bounds.
+
+        In a restricted space the restrictions are a wall like the bounds: a row
+        whose whole move leaves the space takes its knob steps one at a time, in
+        a random order per row, keeping each that stays inside.
+        """
+        configs = np.asarray(configs, dtype=np.int64)
+        moved = self.canonical(np.clip(configs + steps, 0, self.dims - 1))
+        outside = np.flatnonzero(~self.valid_mask(moved))
+        if not len(outside):
+            return moved
+        current, rows = configs[outside].copy(), np.arange(len(outside))
+        for knob in np.argsort(rng.random((len(outside), self.n_knobs)), axis=1).T:
+            trial = current.copy()
+            trial[rows, knob] = np.clip(current[rows, knob] + steps[outside, knob], 0, self.dims[knob] - 1)
+            trial = self.canonical(trial)
+            ok = self.valid_mask(trial)
+            current[ok] = trial[ok]
+        moved[outside] = current
+        return moved
 
     # -- descriptions ---------------------------------------------------------
     def normalized(self, configs: np.ndarray) -> np.ndarray:
@@ -149,16 +250,20 @@ class Space:
         return {k.name: k.choices[int(i)] for k, i in zip(self.knobs, config)}
 
     def to_json(self) -> dict:
-        return {
+        data = {
             "knobs": [{"name": k.name, "choices": [_jsonable(c) for c in k.choices]} for k in self.knobs],
             "conditions": {str(i): list(c) for i, c in self.conditions.items()},
         }
+        if self.valid is not None:
+            data["valid"] = self.valid.decode(self.valid.codes).tolist()
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> "Space":
         knobs = tuple(Knob(k["name"], tuple(_from_jsonable(c) for c in k["choices"])) for k in data["knobs"])
         conditions = {int(i): (int(c[0]), int(c[1])) for i, c in data.get("conditions", {}).items()}
-        return cls(knobs, conditions)
+        space = cls(knobs, conditions)
+        return space.restricted(np.array(data["valid"], dtype=np.int64)) if "valid" in data else space
 
 
 def _is_number(value: Any) -> bool:

@@ -44,6 +44,8 @@ def test_parsing_and_the_space(tmp_path):
     cache = load_cache(str(make_cache(tmp_path / "c.json")))
     assert cache.space.names == ["block_x", "tile", "unroll"]
     assert cache.space.knobs[0].choices == (16, 32, 64, 128, 256, 512)
+    # restricted to the 119 recorded configurations, errors included; the missing one is outside
+    assert len(cache.space.valid) == 119 and cache.space.valid_mask(np.array([[5, 4, 3], [5, 4, 2]])).tolist() == [False, True]
     assert cache.optimum == 1.0
     gz = load_cache(str(make_cache(tmp_path / "c.json.gz", gz=True)))
     assert gz.records == cache.records
@@ -67,7 +69,9 @@ def test_every_strategy_replays_within_budget(tmp_path, name):
     strategy = make_strategy(name, TaskContext(measurer.space, history, seed=0))
     result = tune(measurer, strategy, history, trials=40, batch_size=8)
     assert result.trials == 40 and len({t.config for t in history.trials}) == 40
-    assert measurer.build_s == pytest.approx(0.2 * sum(t.result.error_msg != "not in the cache" for t in history.trials))
+    # the one configuration missing from the cache is outside the space: every evaluation is a recorded one
+    assert not any(t.result.error_msg == "not in the cache" for t in history.trials)
+    assert measurer.build_s == pytest.approx(0.2 * 40)
 
 
 @pytest.mark.parametrize(
@@ -79,6 +83,7 @@ def test_every_strategy_replays_within_budget(tmp_path, name):
         (json.dumps({"tune_params_keys": ["a", "b"], "tune_params": {"a": [1]}, "objective": "time", "cache": {}}).encode(), "disagree"),
         (json.dumps({"tune_params_keys": ["a"], "tune_params": {"a": []}, "objective": "time", "cache": {}}).encode(), "empty"),
         (json.dumps({"tune_params_keys": ["a"], "tune_params": {"a": [1]}, "objective": "time", "cache": {"1": {"time": "InvalidConfig"}}}).encode(), "no valid"),
+        (json.dumps({"tune_params_keys": ["a"], "tune_params": {"a": [1]}, "objective": "time", "cache": {"2": {"time": 1.0}}}).encode(), "not a configuration"),
     ],
 )
 def test_bad_files_are_named_errors(tmp_path, content, message):

@@ -69,3 +69,76 @@ def test_json_round_trip(space):
     again = Space.from_json(space.to_json())
     assert again == space
     assert again.choices_of([1, 0, 1, 2]) == {"sketch": 1, "a": 1, "b": (2, 2), "only1": 2}
+
+
+# -- restrictions known up front ---------------------------------------------------
+@pytest.fixture
+def restricted():
+    """A 6x5x4 product where only configurations with a + b even and c != 3 exist."""
+    plain = Space((Knob("a", tuple(range(6))), Knob("b", tuple(range(5))), Knob("c", tuple(range(4)))))
+    grid = np.array(list(np.ndindex(6, 5, 4)))
+    return plain.restricted(grid[((grid[:, 0] + grid[:, 1]) % 2 == 0) & (grid[:, 2] != 3)])
+
+
+def _inside(configs):
+    configs = np.atleast_2d(configs)
+    return ((configs[:, 0] + configs[:, 1]) % 2 == 0) & (configs[:, 2] != 3)
+
+
+def test_restricted_sampling_draws_only_valid_configurations_uniformly(restricted):
+    configs = restricted.sample(np.random.default_rng(0), 9000)
+    assert _inside(configs).all()
+    counts = np.unique(configs, axis=0, return_counts=True)[1]
+    assert len(counts) == len(restricted.valid) == 45 and counts.min() > 100  # 200 expected each
+    assert restricted.valid_mask(np.array([[0, 0, 0], [0, 1, 0], [2, 2, 3]])).tolist() == [True, False, False]
+
+
+def test_restricted_moves_stay_inside(restricted):
+    rng = np.random.default_rng(1)
+    configs = restricted.sample(rng, 500)
+    moved = restricted.random_neighbour(configs, rng)
+    assert _inside(moved).all()
+    # a one-knob move inside exists from everywhere here (c can change), so every row moved
+    assert np.all((moved != configs).sum(axis=1) == 1)
+    stepped = restricted.step(configs, rng.integers(-1, 2, size=configs.shape), rng)
+    assert _inside(stepped).all() and np.all(np.abs(stepped - configs) <= 1)
+    assert all(_inside(n).all() for n in restricted.neighbours([2, 2, 1]))
+    assert {tuple(n) for n in restricted.neighbours([2, 2, 1])} == {(2, 2, 0), (2, 2, 2)}
+
+
+def test_a_blocked_step_keeps_the_knob_moves_that_stay_inside(restricted):
+    # (0,0,2) + (1,0,1): the whole move, a alone and c alone all leave the space: no move
+    assert restricted.step(np.array([[0, 0, 2]]), np.array([[1, 0, 1]]), np.random.default_rng(0)).tolist() == [[0, 0, 2]]
+    # (0,0,1) + (1,0,1): the whole move and a alone leave it, c alone stays inside
+    assert restricted.step(np.array([[0, 0, 1]]), np.array([[1, 0, 1]]), np.random.default_rng(0)).tolist() == [[0, 0, 2]]
+    # a valid whole move is made as it is
+    assert restricted.step(np.array([[0, 0, 1]]), np.array([[1, 1, 1]]), np.random.default_rng(0)).tolist() == [[1, 1, 2]]
+
+
+def test_restricted_walk_json_and_equality(restricted):
+    walk = np.array(list(restricted.configurations()))
+    assert len(walk) == 45 and _inside(walk).all()
+    assert [tuple(c) for c in walk] == sorted(tuple(c) for c in walk)  # index order
+    again = Space.from_json(restricted.to_json())
+    assert again == restricted and again != Space(restricted.knobs)
+
+
+def test_restricting_needs_a_valid_configuration():
+    with pytest.raises(ValueError, match="at least one valid"):
+        Space((Knob("a", (1, 2)),)).restricted(np.zeros((0, 1), dtype=np.int64))
+
+
+def test_a_large_restricted_space_stays_fast():
+    import time
+
+    # 30 million configurations, 50 thousand of them valid
+    space = Space(tuple(Knob(f"k{i}", tuple(range(d))) for i, d in enumerate((30, 20, 10, 10, 10, 5))))
+    rng = np.random.default_rng(0)
+    valid = np.unique(space.sample(rng, 50_000), axis=0)
+    start = time.perf_counter()
+    restricted = space.restricted(valid)
+    configs = restricted.sample(rng, 20_000)
+    moved = restricted.random_neighbour(configs, rng)
+    stepped = restricted.step(configs, rng.integers(-1, 2, size=configs.shape), rng)
+    assert restricted.valid_mask(np.concatenate([configs, moved, stepped])).all()
+    assert time.perf_counter() - start < 2.0  # about 0.1 s; rejection sampling would need ~600 draws a row

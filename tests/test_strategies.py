@@ -47,6 +47,29 @@ def test_same_seed_same_result(name):
         assert [t.config for t in a.trials] != [t.config for t in c.trials]
 
 
+def _restricted_run(name, dims, share, trials):
+    """A synthetic space of which only a random ``share`` exists (plus the optimum)."""
+    measurer = SyntheticMeasurer(dims=dims, optimum=(1,) * len(dims))
+    grid = np.array(list(np.ndindex(*dims)))
+    keep = np.random.default_rng(7).random(len(grid)) < share
+    keep[np.ravel_multi_index((1,) * len(dims), dims)] = True
+    measurer.space = measurer.space.restricted(grid[keep])
+    return _run(name, seed=0, trials=trials, measurer=measurer), measurer
+
+
+@pytest.mark.parametrize("name", strategy_names())
+def test_restricted_space_absent_configurations_are_never_proposed_nor_charged(name):
+    if name in NEEDS_TVM:
+        pytest.skip("drives MetaSchedule, whose design spaces carry no up-front restrictions")
+    (result, history), measurer = _restricted_run(name, dims=(12, 10, 8, 6, 5), share=0.3, trials=48)
+    assert measurer.space.valid_mask(history.configs).all()
+    assert result.trials == 48 == measurer.calls
+    # a space of 7 configurations is spent in 7 evaluations, none charged outside it
+    (result, history), measurer = _restricted_run(name, dims=(4, 4, 4), share=0.08, trials=50)
+    assert measurer.space.valid_mask(history.configs).all()
+    assert result.trials == len(measurer.space.valid) == measurer.calls == 7
+
+
 def test_model_based_search_beats_random_on_a_known_landscape():
     measurer = SyntheticMeasurer()
     best = {}

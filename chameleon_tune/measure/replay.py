@@ -5,9 +5,12 @@ A cache file holds exhaustive measurements of one kernel: ``tune_params_keys``
 ``cache``, a mapping from the configuration's values joined by commas to a
 record with the objective (a number, lower is better, or an error string),
 often ``compile_time`` and ``benchmark_time`` in ms. Every tune parameter
-becomes a knob; a configuration absent from the cache or recorded as an error
-is invalid. Each evaluation is charged its recorded compile and benchmark time,
-so replays report simulated tuning time as well as evaluations.
+becomes a knob. As in Kernel Tuner, the cache holds the configurations that
+satisfy the kernel's restrictions: the space is restricted to them, so a
+configuration absent from the cache is never proposed and costs nothing, while
+one recorded as an error is a failed (and charged) evaluation. Each evaluation
+is charged its recorded compile and benchmark time, so replays report simulated
+tuning time as well as evaluations.
 """
 
 from __future__ import annotations
@@ -94,10 +97,25 @@ def load_cache(path: str) -> CacheFile:
             raise CacheFileError(f"{path}: cache entry {key!r} has no {objective!r}")
         if not (_valid(record[objective]) or isinstance(record[objective], str)):
             raise CacheFileError(f"{path}: cache entry {key!r} has objective {record[objective]!r}")
-    result = CacheFile(space, objective, cache, {k: v for k, v in data.items() if k != "cache"})
     if not any(_valid(r[objective]) for r in cache.values()):
         raise CacheFileError(f"{path}: no valid measurement in the cache")
-    return result
+    try:
+        space = space.restricted(configs_of(space, cache))
+    except KeyError as exc:
+        raise CacheFileError(f"{path}: cache entry {exc.args[0]!r} is not a configuration of tune_params") from None
+    return CacheFile(space, objective, cache, {k: v for k, v in data.items() if k != "cache"})
+
+
+def configs_of(space: Space, keys) -> np.ndarray:
+    """The index vectors of cache keys (``KeyError`` with the key for one outside ``space``)."""
+    index = [{str(choice): i for i, choice in enumerate(knob.choices)} for knob in space.knobs]
+    rows = []
+    for key in keys:
+        values = key.split(",")
+        if len(values) != len(index) or any(v not in lookup for v, lookup in zip(values, index)):
+            raise KeyError(key)
+        rows.append([lookup[v] for v, lookup in zip(values, index)])
+    return np.array(rows, dtype=np.int64).reshape(-1, len(index))
 
 
 class ReplayMeasurer(Measurer):
@@ -128,7 +146,7 @@ class ReplayMeasurer(Measurer):
     def _lookup(self, config) -> MeasureResult:
         values = [knob.choices[int(c)] for knob, c in zip(self.space.knobs, config)]
         record = self.cache.records.get(cache_key(values))
-        if record is None:
+        if record is None:  # outside the (restricted) space: no strategy proposes it
             return MeasureResult.failed(INVALID, "not in the cache")
         build_s = float(record.get("compile_time", 0.0)) * 1e-3
         run_s = float(record.get("benchmark_time", 0.0)) * 1e-3

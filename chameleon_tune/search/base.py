@@ -32,7 +32,9 @@ class TaskContext:
     tvm_space: Any = None
     """The TVM adapter, for strategies that drive MetaSchedule itself (else None)."""
     is_valid: Callable[[np.ndarray], bool] | None = None
-    """Cheap validity check of a configuration before measuring it (None: assume valid)."""
+    """A validity check too costly to sample or walk with (TVM: does the configuration
+    schedule?), applied to a configuration before it is measured; None: none. Restrictions
+    known up front belong to the space itself (``Space.valid``), which every strategy honours."""
     work_dir: str | None = None
     """Where a strategy may keep state that a resumed run reloads (e.g. a policy)."""
     warm_start: str | None = None

@@ -6,8 +6,6 @@ it can be exported with ``--export-cache`` and replayed.
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 
 from .base import Strategy, TaskContext, register
@@ -17,13 +15,12 @@ from .base import Strategy, TaskContext, register
 class ExhaustiveSearch(Strategy):
     def __init__(self, task: TaskContext) -> None:
         super().__init__(task)
-        # A lazy walk over index vectors; canonical() folds conditional knobs.
-        self._walk = itertools.product(*(range(int(d)) for d in self.space.dims))
+        # A lazy walk over the valid index vectors; conditional knobs come folded.
+        self._walk = self.space.configurations()
 
     def propose(self, n: int) -> np.ndarray:
         picked: dict = {}
-        for index in self._walk:
-            config = self.space.canonical(np.array(index, dtype=np.int64))
+        for config in self._walk:
             key = self.space.key(config)
             if key not in picked and config not in self.history:
                 picked[key] = config

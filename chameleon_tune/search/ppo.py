@@ -6,7 +6,8 @@ is the knob space with the cost model as reward:
 - state: the configuration, each knob's index divided by its number of choices;
 - action: for every knob at once, one of {decrement, stay, increment};
 - reward: the cost model's predicted score of the configuration reached;
-- a walk ends early when most knobs are stuck (chose "stay" or sit at a bound).
+- a walk ends early when most knobs are stuck (chose "stay" or sit at a bound; in a
+  restricted space the restrictions are bounds too, see ``Space.step``).
 
 Many walkers step in lockstep, so each step is one batched policy call and one
 batched cost-model call. The policy persists across the iterations of a task
@@ -168,7 +169,7 @@ class PPOAgent:
             with torch.no_grad():
                 action, logprob, _, value = self.agent.get_action_and_value(obs, generator=self.generator)
             action = action.numpy()
-            moved = space.canonical(space.clip(configs + action - STAY))
+            moved = space.step(configs, action - STAY, self.rng)
             stuck = (action == STAY) | (moved == configs)
             done = stuck.mean(axis=1) >= cfg.stuck_fraction
             reward = np.zeros(W, dtype=np.float32)
