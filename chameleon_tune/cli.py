@@ -56,7 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay = commands.add_parser("replay", help="run strategies on a recorded (Kernel Tuner cache) search space")
     replay.add_argument("file", help="Kernel Tuner cache file (.json or .json.gz)")
-    replay.add_argument("--strategies", default="chameleon,sa,random", help="comma-separated (default chameleon,sa,random)")
+    replay.add_argument(
+        "--strategies", default="chameleon,sa,random",
+        help="comma-separated (default chameleon,sa,random); kt:NAME is Kernel Tuner's strategy NAME (kt:genetic_algorithm, "
+        "kt:diff_evo, kt:pso, kt:simulated_annealing, kt:random_sample, kt:bayes_opt, ...; needs the kerneltuner extra)",
+    )  # fmt: skip
     replay.add_argument("--budget", type=int, default=100, help="evaluations per run (default 100)")
     replay.add_argument("--seeds", type=int, default=3, help="runs per strategy (default 3)")
     replay.add_argument("--batch-size", type=int, default=16, help="evaluations per search iteration (default 16)")
@@ -162,25 +166,33 @@ def _workloads(args) -> int:
 
 def _replay(args) -> int:
     from .api import UsageError, check_strategies, check_writable
-    from .measure.replay import CacheFileError, load_cache
+    from .evaluation.kt_strategy import KernelTunerError, check_kernel_tuner, is_kernel_tuner
     from .evaluation.replay import replay, write_report
+    from .measure.replay import CacheFileError, load_cache
 
     strategies = [s for s in args.strategies.split(",") if s]
-    check_strategies(strategies)
+    ours = [s for s in strategies if not is_kernel_tuner(s)]
+    if ours or not strategies:
+        check_strategies(ours)
     if "evolutionary" in strategies:
         raise UsageError("evolutionary drives MetaSchedule and needs a TVM workload; it cannot replay a cache file")
+    try:
+        check_kernel_tuner(strategies)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if min(args.budget, args.seeds, args.batch_size) < 1:
         raise UsageError("--budget, --seeds and --batch-size must be at least 1")
     check_writable(args.out)
     try:
         cache = load_cache(args.file)
-    except CacheFileError as exc:
+        summary = replay(cache, strategies, budget=args.budget, seeds=args.seeds, batch_size=args.batch_size)
+    except (CacheFileError, KernelTunerError) as exc:
         raise UsageError(str(exc)) from None
-    summary = replay(cache, strategies, budget=args.budget, seeds=args.seeds, batch_size=args.batch_size)
     write_report(summary, args.out)
+    width = max(12, *(len(name) for name in summary["strategies"]))
     for name, agg in summary["strategies"].items():
         reach = ", ".join(f"{level} {_count(agg[level]['evaluations_median'])}" for level in ("90%", "95%", "99%"))
-        print(f"{name:<12} final {agg['final_fraction_median']:.3f} of optimum; median evaluations to {reach}")
+        print(f"{name:<{width}} final {agg['final_fraction_median']:.3f} of optimum; median evaluations to {reach}")
     print(f"report     {os.path.join(args.out, 'report.md')}")
     if args.json:
         print(json.dumps({k: v for k, v in summary.items() if k != "runs"}))

@@ -159,3 +159,66 @@ def test_export_cache_round_trip(tmp_path):
             assert again.latency_s == pytest.approx(trial.result.latency_s)
         else:
             assert again.error == "invalid"
+
+
+# -- Kernel Tuner's own strategies ---------------------------------------------------
+def test_kernel_tuner_strategies_are_counted_and_charged_like_ours(tmp_path):
+    pytest.importorskip("kernel_tuner")
+    from chameleon_tune.evaluation.replay import replay
+
+    cache = load_cache(str(make_cache(tmp_path / "c.json.gz", gz=True)))
+    summary = replay(cache, ["kt:random_sample", "kt:genetic_algorithm", "random"], budget=30, seeds=2, batch_size=8)
+    runs = {(r["strategy"], r["seed"]): r for r in summary["runs"]}
+    for (name, seed), run in runs.items():
+        # unique recorded configurations, up to the budget, each charged 250 ms
+        assert run["evaluations"] == 30 and run["simulated_s"][-1] == pytest.approx(30 * 0.25), (name, seed)
+    # the same seed is the same run; another seed another
+    again = replay(cache, ["kt:genetic_algorithm"], budget=30, seeds=1)["runs"][0]
+    assert again["fraction"] == runs[("kt:genetic_algorithm", 0)]["fraction"]
+    assert runs[("kt:genetic_algorithm", 0)]["fraction"] != runs[("kt:genetic_algorithm", 1)]["fraction"]
+    assert summary["strategies"]["kt:genetic_algorithm"]["evaluations_median"] == 30
+
+
+def test_kernel_tuner_sees_the_recorded_space_errors_included(tmp_path):
+    pytest.importorskip("kernel_tuner")
+    from chameleon_tune.evaluation.kt_strategy import kernel_tuner_order
+
+    cache = load_cache(str(make_cache(tmp_path / "c.json")))
+    order = kernel_tuner_order(cache, "random_sample", seed=0, budget=500)
+    # all 119 recorded configurations, failed ones too, and not the missing (5, 4, 3)
+    assert len(order) == 119 == len({tuple(c) for c in order}) and cache.space.valid_mask(order).all()
+    results = ReplayMeasurer(cache).measure(order)
+    assert sum(r.error == "build" for r in results) > 0 and not any(r.error_msg == "not in the cache" for r in results)
+
+
+def test_replay_cli_runs_kernel_tuner_strategies(tmp_path):
+    pytest.importorskip("kernel_tuner")
+    from chameleon_tune.cli import main
+
+    cache = make_cache(tmp_path / "c.json")
+    out = tmp_path / "rep"
+    assert main(["replay", str(cache), "--strategies", "sa,kt:random_sample", "--budget", "20", "--seeds", "2", "--out", str(out)]) == 0
+    assert "| kt:random_sample | " in (out / "report.md").read_text()
+
+
+def test_unknown_kernel_tuner_strategy_is_one_line(tmp_path, capsys):
+    pytest.importorskip("kernel_tuner")
+    from chameleon_tune.cli import main
+
+    assert main(["replay", str(make_cache(tmp_path / "c.json")), "--strategies", "kt:magic", "--out", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "unknown Kernel Tuner strategy 'kt:magic'" in err and "kt:pso" in err
+
+
+def test_kt_strategy_without_kernel_tuner_is_one_line_naming_the_extra(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from chameleon_tune.cli import main
+
+    monkeypatch.setitem(sys.modules, "kernel_tuner", None)  # import kernel_tuner now fails, as when not installed
+    monkeypatch.setitem(sys.modules, "kernel_tuner.interface", None)
+    code = main(["replay", str(make_cache(tmp_path / "c.json")), "--strategies", "sa,kt:pso", "--out", str(tmp_path / "rep")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "kt:pso" in err and 'pip install -e ".[kerneltuner]"' in err
+    assert not (tmp_path / "rep" / "report.md").exists()

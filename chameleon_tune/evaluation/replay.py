@@ -1,10 +1,11 @@
 """`chameleon replay`: every strategy on a recorded space, seconds instead of hours.
 
 Each (strategy, seed) run tunes a :class:`~chameleon_tune.measure.replay.ReplayMeasurer`
-for ``budget`` evaluations. Since the file holds the whole space, its optimum
-is known: reports give the fraction of the optimum reached after each
-evaluation, and the evaluations and simulated time needed to reach 90%, 95%
-and 99% of it.
+for ``budget`` evaluations; ``kt:NAME`` is Kernel Tuner's own strategy NAME
+(:mod:`.kt_strategy`), counted and charged the same way. Since the file holds the
+whole space, its optimum is known: reports give the fraction of the optimum
+reached after each evaluation, and the evaluations and simulated time needed to
+reach 90%, 95% and 99% of it.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import numpy as np
 
 from ..database import History
 from ..measure.replay import CacheFile, ReplayMeasurer
-from ..search.base import TaskContext, make_strategy
+from ..search.base import Strategy, TaskContext, make_strategy
 from ..tuner import tune
 from .curves import fraction_of, mean_and_sem, mean_fraction, median_cost, reached
+from .kt_strategy import KernelTunerStrategy, is_kernel_tuner
 from .plots import band_name, median_band, pyplot
 
 LEVELS = (0.90, 0.95, 0.99)
@@ -32,7 +34,7 @@ def replay(cache: CacheFile, strategies: list[str], *, budget: int, seeds: int, 
         for seed in range(seeds):
             measurer = ReplayMeasurer(cache)
             history = History(measurer.space)
-            search = make_strategy(strategy, TaskContext(measurer.space, history, seed=seed))
+            search = _strategy(strategy, TaskContext(measurer.space, history, seed=seed), cache, budget)
             tune(measurer, search, history, trials=budget, batch_size=batch_size)
             fraction = fraction_of(history.latencies, optimum)
             elapsed = np.cumsum([t.result.build_s + t.result.run_s for t in history.trials])
@@ -63,11 +65,19 @@ def replay(cache: CacheFile, strategies: list[str], *, budget: int, seeds: int, 
     }
 
 
+def _strategy(name: str, task: TaskContext, cache: CacheFile, budget: int) -> Strategy:
+    if is_kernel_tuner(name):
+        return KernelTunerStrategy(name, task, cache, budget)
+    return make_strategy(name, task)
+
+
 def _aggregate(runs: list[dict], budget: int) -> dict:
     mean, sem = mean_and_sem([mean_fraction(r["fraction"], budget) for r in runs])
     out = {
         "final_fraction_median": float(np.median([r["fraction"][-1] if r["fraction"] else 0.0 for r in runs])),
         "mean_fraction": {"mean": mean, "sem": sem},
+        # below the budget where a strategy stops by itself (or the space runs out)
+        "evaluations_median": float(np.median([r["evaluations"] for r in runs])),
     }
     for level in runs[0]["reached"]:
         hits = [r["reached"][level] for r in runs]
@@ -88,18 +98,20 @@ def write_report(summary: dict, out_dir: str) -> None:
     lines = [
         f"# Replay of {summary['kernel'] or 'a recorded space'} ({summary['device'] or 'unknown device'})",
         "",
-        f"{summary['recorded']} recorded configurations of {summary['space_size']}; budget {summary['budget']} "
+        f"{summary['recorded']} recorded configurations of {summary['space_size']} in the parameter product (the "
+        f"others are outside the space, as in Kernel Tuner); budget {summary['budget']} "
         f"evaluations; {summary['seeds']} seeds; optimum {summary['optimum']:.6g}.",
         "Medians over seeds, a seed that never reached a level counting as infinitely costly "
         "(so *not reached* when most seeds missed it); (k/n): seeds that reached it. "
         "*Mean fraction*: the best-so-far fraction of the optimum averaged over the budget (area under "
         "the curve), mean over seeds with its standard error; steadier than *reached* when only a few "
-        "configurations are near the optimum.",
+        "configurations are near the optimum. *Evaluations*: how many a run made (median), fewer than the "
+        "budget where a strategy stops by itself; `kt:` strategies are Kernel Tuner's own, counted the same way.",
         "",
-        "| strategy | final fraction of optimum (median) | mean fraction (± s.e.) | "
+        "| strategy | final fraction of optimum (median) | mean fraction (± s.e.) | evaluations | "
         + " | ".join(f"to {level}: evaluations / simulated s (reached)" for level in ("90%", "95%", "99%"))
         + " |",
-        "|---|---|---|" + "---|" * 3,
+        "|---|---|---|---|" + "---|" * 3,
     ]
     for name, agg in summary["strategies"].items():
         cells = []
@@ -109,7 +121,9 @@ def write_report(summary: dict, out_dir: str) -> None:
             cells.append(f"{cost} ({a['reached_in']})")
         area = agg["mean_fraction"]
         lines.append(
-            f"| {name} | {agg['final_fraction_median']:.3f} | {area['mean']:.3f} ± {area['sem']:.3f} | " + " | ".join(cells) + " |"
+            f"| {name} | {agg['final_fraction_median']:.3f} | {area['mean']:.3f} ± {area['sem']:.3f} | {agg['evaluations_median']:.0f} | "
+            + " | ".join(cells)
+            + " |"
         )
     lines += ["", "![fraction of optimum](fraction_of_optimum.png)", ""]
     with open(os.path.join(out_dir, "report.md"), "w") as f:
