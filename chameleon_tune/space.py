@@ -119,8 +119,13 @@ class Space:
         object.__setattr__(self, "_feature_tables", tables)
 
     def restricted(self, configs: np.ndarray) -> "Space":
-        """This space with only ``configs`` valid (canonicalized; duplicates are fine)."""
-        return Space(self.knobs, self.conditions, ValidSet(self.canonical(configs), self.dims))
+        """This space with only ``configs`` valid (canonicalized; duplicates are fine).
+
+        A set that excludes nothing is no restriction: the space stays unrestricted
+        and samples exactly as before.
+        """
+        valid = ValidSet(self.canonical(configs), self.dims)
+        return Space(self.knobs, self.conditions, None if len(valid) == self.size else valid)
 
     dims: np.ndarray = field(init=False, repr=False, compare=False)
     _feature_tables: list = field(init=False, repr=False, compare=False)

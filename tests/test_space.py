@@ -123,6 +123,11 @@ def test_restricted_walk_json_and_equality(restricted):
     assert again == restricted and again != Space(restricted.knobs)
 
 
+def test_a_restriction_that_excludes_nothing_is_none():
+    plain = Space((Knob("a", (1, 2, 3)), Knob("b", (0, 1))))
+    assert plain.restricted(np.array(list(np.ndindex(3, 2)))).valid is None
+
+
 def test_restricting_needs_a_valid_configuration():
     with pytest.raises(ValueError, match="at least one valid"):
         Space((Knob("a", (1, 2)),)).restricted(np.zeros((0, 1), dtype=np.int64))
