@@ -82,3 +82,11 @@ def test_policy_save_and_warm_start(landscape, tmp_path):
     other = PPOAgent(Space((Knob("a", (0, 1)),)), seed=0)
     with pytest.raises(ValueError, match="knobs"):
         other.load(path)
+
+
+def test_knobs_with_one_choice_do_not_end_walks():
+    # Six knobs that cannot move: counted as stuck (6 of 8 >= 0.75), every walk would end at its first step.
+    space = Space((Knob("a", tuple(range(30))), Knob("b", tuple(range(30))), *(Knob(f"fixed{i}", (1,)) for i in range(6))))
+    agent = PPOAgent(space, seed=0, config=PPOConfig(n_walkers=16, max_steps=20))
+    agent.find_maximums(_Noiseless((20, 20) + (0,) * 6), 8, exclude=set())
+    assert agent.steps_taken > 3 * agent.config.rollouts

@@ -6,8 +6,8 @@ is the knob space with the cost model as reward:
 - state: the configuration, each knob's index divided by its number of choices;
 - action: for every knob at once, one of {decrement, stay, increment};
 - reward: the cost model's predicted score of the configuration reached;
-- a walk ends early when most knobs are stuck (chose "stay" or sit at a bound; in a
-  restricted space the restrictions are bounds too, see ``Space.step``).
+- a walk ends early when most knobs that can move are stuck (chose "stay" or sit at a
+  bound; in a restricted space the restrictions are bounds too, see ``Space.step``).
 
 Many walkers step in lockstep, so each step is one batched policy call and one
 batched cost-model call. The policy persists across the iterations of a task
@@ -39,7 +39,7 @@ class PPOConfig:
     max_steps: int = 100
     """Maximum steps of one walk (paper: 500; see BENCHMARKS.md for why 100)."""
     stuck_fraction: float = 0.75
-    """A walk ends when at least this share of knobs is stuck."""
+    """A walk ends when at least this share of the knobs that can move is stuck."""
     hidden: int = 20
     """Width of the hidden layers (policy: 2 layers, value: 3 layers)."""
     learning_rate: float = 1e-3
@@ -164,6 +164,9 @@ class PPOAgent:
         shift, scale = (float(np.mean(start_scores)), float(np.std(start_scores)) + 1e-8) if cfg.norm_reward else (0.0, 1.0)
         obs_l, act_l, logp_l, val_l, rew_l, done_l, live_l = [], [], [], [], [], [], []
         live = np.ones(W, dtype=bool)
+        # A knob with one choice can never move; counted as stuck, it would end walks sooner
+        # the more such knobs a space lists (unless no knob can move at all).
+        movable = space.dims > 1 if np.any(space.dims > 1) else np.ones(space.n_knobs, dtype=bool)
         for _step in range(cfg.max_steps):
             obs = torch.from_numpy(space.normalized(configs))
             with torch.no_grad():
@@ -171,7 +174,7 @@ class PPOAgent:
             action = action.numpy()
             moved = space.step(configs, action - STAY, self.rng)
             stuck = (action == STAY) | (moved == configs)
-            done = stuck.mean(axis=1) >= cfg.stuck_fraction
+            done = stuck[:, movable].mean(axis=1) >= cfg.stuck_fraction
             reward = np.zeros(W, dtype=np.float32)
             scores = model.predict(moved[live])
             top.offer(moved[live], scores)
