@@ -23,12 +23,14 @@ import time
 
 def list_tasks(model: str) -> list[dict]:
     from chameleon_tune.model.importer import load_model
-    from chameleon_tune.model.scheduler import extract_tasks, fuse
+    from chameleon_tune.model.pipeline import Pipeline
+    from chameleon_tune.model.scheduler import extract_tasks
     from chameleon_tune.tvm_space import host_target
 
     target = host_target()
-    imported = load_model(model, threads=1)
-    return [{"name": t.name, "weight": t.weight} for t in extract_tasks(fuse(imported.mod, target), target)]
+    pipeline = Pipeline()
+    fused = pipeline.fuse(pipeline.prepare(load_model(model, threads=1).mod), target)
+    return [{"name": t.name, "weight": t.weight} for t in extract_tasks(fused, target)]
 
 
 def main() -> None:

@@ -70,7 +70,17 @@ def build_parser() -> argparse.ArgumentParser:
     model = commands.add_parser("tune-model", help="tune a whole PyTorch or ONNX model; export it compiled and verified")
     model.add_argument("--model", default="resnet18", help="built-in model (resnet18, resnet50, vgg16, alexnet, mobilenet_v2) or a .pt2 / .onnx file")
     model.add_argument("--strategy", default=None, help="search strategy for every task (default: chameleon)")
-    model.add_argument("--trials", type=int, default=1000, help="budget over all tasks, resumed trials included (default 1000)")
+    model.add_argument(
+        "--trials", type=int, default=None,
+        help="budget over all tasks, resumed trials included (default: 40 a task; no limit under --time-budget alone)",
+    )  # fmt: skip
+    model.add_argument("--time-budget", type=_duration, default=None, metavar="DURATION", help="stop tuning after this long, e.g. 30m, 90s, 1h")
+    model.add_argument(
+        "--until", default=None, metavar="GOAL",
+        help="stop tuning once a verified build is faster than a reference (onnxruntime, pytorch, torch.compile) or a latency (e.g. 8ms)",
+    )  # fmt: skip
+    model.add_argument("--no-fold-batch-norm", action="store_true", help="keep batch norm apart from the convolutions' weights")
+    model.add_argument("--no-prepack", action="store_true", help="keep weights in their original layout (no layout rewrite)")
     model.add_argument("--target", default="llvm", help="TVM target (default llvm: the host CPU)")
     model.add_argument("--output", default=None, help="directory for records, model.so and report.md; a rerun resumes (default: runs/<model>-<strategy>-s<seed>)")
     model.add_argument("--seed", type=int, default=0)
@@ -287,9 +297,23 @@ def _tune(args) -> int:
     return 0
 
 
+def _duration(text: str) -> float:
+    """``30m``, ``90s``, ``1.5h`` or plain seconds, as seconds (argparse type)."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    number, unit = (text[:-1], units[text[-1]]) if text and text[-1] in units else (text, 1)
+    try:
+        seconds = float(number) * unit
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 30m, 90s or 1h") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a duration must be positive")
+    return seconds
+
+
 def _tune_model(args) -> int:
     from .api import DEFAULT_STRATEGY
-    from .model.build import VerificationError, disturbance_lines, latency_of, ratio_cell
+    from .model.build import VerificationError, disturbance_lines, goal_lines, latency_of, ratio_cell
+    from .model.pipeline import Pipeline
     from .model.tuner import tune_model
 
     strategy = args.strategy or DEFAULT_STRATEGY
@@ -300,7 +324,8 @@ def _tune_model(args) -> int:
         result = tune_model(
             args.model, strategy, trials=args.trials, output=output, target=args.target, seed=args.seed,
             options=options, round_trials=args.round_trials, progress=True, runner=runner,
-            references=args.references.split(","),
+            references=args.references.split(","), time_budget_s=args.time_budget, until=args.until,
+            pipeline=Pipeline(fold_batch_norm=not args.no_fold_batch_norm, prepack_weights=not args.no_prepack),
         )  # fmt: skip
     except KeyboardInterrupt:
         sys.stderr.write(f"chameleon: interrupted; every finished trial is recorded in {output} (rerun to resume)\n")
@@ -312,8 +337,8 @@ def _tune_model(args) -> int:
     print(f"model      {s['model']}  strategy {s['strategy']}  {s['threads']} threads")
     for t in result.tasks:
         best = "none valid" if t.best_latency_s is None else f"{t.best_latency_s * 1e3:.4f} ms"
-        applied = "" if t.applied else "  (default schedule)"
-        print(f"  {t.name:<44} x{t.weight:<3} {t.trials:>5} trials  best {best}{applied}")
+        fallback = f"  ({s['fallbacks'][t.name]})" if t.name in s["fallbacks"] else ""
+        print(f"  {t.name:<44} x{t.weight:<3} {t.trials:>5} trials  best {best}{fallback}")
     print(f"tuned      {s['tuned_latency_s'] * 1e3:.3f} ms (max abs error {s['max_abs_error']:.3g}, tolerance {s['tolerance']:.3g})")
     for name in ("untuned", *s["references"]):
         print(f"{name:<14} {latency_of(s, name) * 1e3:.3f} ms: tuned is {ratio_cell(s, name)} faster")
@@ -321,6 +346,8 @@ def _tune_model(args) -> int:
         print(f"{name:<14} not timed: {why}")
     for line in disturbance_lines(s)[:-1]:
         print(f"warning    {line.strip('*').removeprefix('Warning: ')}")
+    for line in goal_lines(s)[:-1]:
+        print(f"until      {line}")
     print(f"tuning     {s['trials']} trials ({s['resumed']} resumed) in {s['tuning_wall_s']:.1f} s; records applied to {s['tasks_applied']}/{len(result.tasks)} tasks")
     print(f"artifact   {s['artifact']}  (chameleon run {output})")
     if args.json:

@@ -76,9 +76,13 @@ def tune(
     early_stopping: int | None = None,
     on_trial: OnTrial | None = None,
     retime_top: int = RETIME_TOP,
+    seeds: np.ndarray | None = None,
 ) -> TuneResult:
     """Measure up to ``trials`` configurations in all (counting resumed ones), then re-time
-    the ``retime_top`` best side by side so the best is the fastest, not the luckiest."""
+    the ``retime_top`` best side by side so the best is the fastest, not the luckiest.
+
+    ``seeds`` (configurations known to be good elsewhere) are measured first, before the
+    strategy proposes anything, and it learns from them like from its own."""
     start = time.perf_counter()
     resumed = len(history)
     build0, run0 = measurer.build_s, measurer.run_s
@@ -92,13 +96,17 @@ def tune(
         strategy.update(history.configs, [trial.result for trial in history.trials])
         search_s += time.perf_counter() - t
     stopped_early = False
+    pending = seeds
     while len(history) < trials:
         if early_stopping is not None and _since_best(history) >= early_stopping:
             stopped_early = True
             break
         t = time.perf_counter()
         wanted = min(batch_size, trials - len(history))
-        proposed = _new_only(strategy.propose(wanted), history)[:wanted]
+        proposed = _new_only(pending, history)[:wanted] if pending is not None else []
+        pending = None
+        if not len(proposed):  # no seeds, or all measured before (a resumed run)
+            proposed = _new_only(strategy.propose(wanted), history)[:wanted]
         search_s += time.perf_counter() - t
         if not len(proposed):
             break  # the strategy has nothing new: the space is exhausted for it

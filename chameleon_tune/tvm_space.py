@@ -221,6 +221,10 @@ class TVMSpace:
             return None, short_error(exc)
         return sch, None
 
+    def sketch_config(self, sketch: int = 0) -> np.ndarray:
+        """The configuration of a sketch's own (randomly sampled) decisions."""
+        return self._config_in_sketch(self.sketches[sketch], sketch)
+
     def config_of(self, sch) -> np.ndarray:
         """The configuration that replays into schedule ``sch`` (e.g. a MetaSchedule candidate).
 

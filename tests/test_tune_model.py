@@ -130,6 +130,39 @@ def test_rerun_resumes_without_new_trials(tuned):
     assert again["tasks_applied"] == first["tasks_applied"] and again["max_abs_error"] <= again["tolerance"]
 
 
+def test_each_round_is_logged_with_why_and_first_turns_start_from_a_similar_task(tuned):
+    out_dir, s, _, _ = tuned
+    rounds = [json.loads(line) for line in (out_dir / "scheduler.jsonl").read_text().splitlines()]
+    assert sum(r["trials"] for r in rounds) == s["trials"]
+    assert rounds[0]["why"].startswith("warm-up, 1 of 4") and "conv2d" in rounds[0]["task"]
+    assert any(r["why"].startswith("largest expected gain") for r in rounds)
+    assert s["fallbacks"] == {} and "Every task runs a measured schedule" in (out_dir / "report.md").read_text()
+
+
+def test_a_budget_below_the_task_count_leaves_no_task_at_the_naive_default(models, tmp_path):
+    s = _summary(chameleon("tune-model", "--model", str(models / "tiny.pt2"), "--trials", "2", "--output", str(tmp_path),
+                           "--references", "pytorch", "--json"))  # fmt: skip
+    assert s["trials"] == 2 and len(s["fallbacks"]) == 2 and s["tasks_applied"] == 4
+    assert all("no trial in the budget: unmeasured schedule" in why for why in s["fallbacks"].values())
+    assert s["max_abs_error"] <= s["tolerance"]
+
+
+def test_until_stops_tuning_once_a_verified_build_beats_the_goal(models, tmp_path):
+    s = _summary(chameleon("tune-model", "--model", str(models / "tiny.pt2"), "--trials", "40", "--until", "1s",
+                           "--output", str(tmp_path), "--references", "pytorch", "--json"))  # fmt: skip
+    until = s["until"]
+    assert until["reached"] and len(until["checks"]) == 1 and until["checks"][0]["tuned_s"] < 1.0
+    assert s["trials"] == until["checks"][0]["trials"] < 40  # stopped at the check, after the warm-up
+    assert "Goal `--until 1s`: reached" in (tmp_path / "report.md").read_text()
+
+
+def test_time_budget_stops_tuning(models, tmp_path):
+    s = _summary(chameleon("tune-model", "--model", str(models / "tiny.pt2"), "--time-budget", "1s",
+                           "--output", str(tmp_path), "--references", "pytorch", "--json"))  # fmt: skip
+    assert s["budget"] is None and s["time_budget_s"] == 1.0 and s["trials"] < 10  # the clock includes the import
+    assert s["tasks_applied"] == 4 and s["max_abs_error"] <= s["tolerance"]
+
+
 def test_onnx_model_is_checked_against_onnxruntime(models, tmp_path, monkeypatch):
     from chameleon_tune import tune_model
 
@@ -220,12 +253,14 @@ def test_builtin_resnets_have_torchvisions_layer_shapes():
 
 def test_resnet50_is_a_many_task_model_ranked_for_the_warm_up():
     from chameleon_tune.model.importer import load_model
-    from chameleon_tune.model.scheduler import GradientScheduler, extract_tasks, fuse
+    from chameleon_tune.model.pipeline import Pipeline
+    from chameleon_tune.model.scheduler import GradientScheduler, extract_tasks
     from chameleon_tune.tvm_space import host_target
 
     target = host_target(num_cores=2)
-    tasks = extract_tasks(fuse(load_model("resnet50", threads=1).mod, target), target)
-    assert len(tasks) == 39 and all(t.cost_estimate_s > 0 for t in tasks)
+    pipeline = Pipeline()
+    tasks = extract_tasks(pipeline.fuse(pipeline.prepare(load_model("resnet50", threads=1).mod), target), target)
+    assert len(tasks) == 28 and all(t.cost_estimate_s > 0 for t in tasks)
     scheduler = GradientScheduler([t.weight for t in tasks], costs=[t.cost_estimate_s for t in tasks])
     first, last = tasks[scheduler.warmup_order[0]], tasks[scheduler.warmup_order[-1]]
     assert "conv2d" in first.name and first.weight * first.cost_estimate_s > 100 * last.weight * last.cost_estimate_s

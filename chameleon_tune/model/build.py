@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 LIBRARY = "model.so"
+STAGED = "unverified-model.so"
 MANIFEST = "model.json"
 
 VERIFY_RTOL = 1e-3
@@ -31,19 +32,6 @@ VERIFY_RTOL = 1e-3
 
 class VerificationError(RuntimeError):
     """The compiled model's output differs from the reference's."""
-
-
-def compile_model(mod, target, database=None):
-    """A Relax VM executable: TVM's default build, or with ``database``'s schedules applied.
-
-    Operators without a valid record keep the default (untuned) schedule.
-    """
-    import tvm
-    from tvm.s_tir import meta_schedule as ms
-
-    if database is None:
-        return tvm.compile(mod, target=target)
-    return ms.relax_integration.compile_relax(database, mod, target, params=None)
 
 
 def applied_tasks(fused_mod, target, database) -> set[str]:
@@ -113,10 +101,20 @@ def load_artifact(directory: str) -> tuple[CompiledModel, dict]:
     return CompiledModel(tvm.runtime.load_module(os.path.join(directory, LIBRARY))), manifest
 
 
-def export(executable, directory: str, manifest: dict) -> str:
-    """Write ``model.so`` and ``model.json`` to ``directory``; returns the library's path."""
-    path = os.path.join(directory, LIBRARY)
+def stage(executable, directory: str) -> str:
+    """Write the library beside where it will go, not yet as ``model.so``; returns its path.
+
+    What is verified and timed is then the very file the user gets, loaded as they load it.
+    """
+    path = os.path.join(directory, STAGED)
     executable.export_library(path)
+    return path
+
+
+def export(staged: str, directory: str, manifest: dict) -> str:
+    """Publish a staged, verified library as ``model.so`` with ``model.json``; returns its path."""
+    path = os.path.join(directory, LIBRARY)
+    os.replace(staged, path)
     with open(os.path.join(directory, MANIFEST), "w") as f:
         json.dump(manifest, f, indent=1)
     return path
@@ -246,7 +244,14 @@ def write_report(directory: str, summary: dict, tasks: list[TaskRow]) -> str:
         f"Output checked against {s['reference']} on random input: max abs error {s['max_abs_error']:.3g} "
         f"(tolerance {s['tolerance']:.3g} = {VERIFY_RTOL:g} x largest reference magnitude + 1e-6); "
         "every reference's output is checked the same way before it is timed.",
-        f"Tuned records applied to {s['tasks_applied']} of {len(tasks)} tasks; the others keep TVM's default schedule.",
+        f"Pipeline: batch norm {'folded into the convolutions' if s['pipeline']['fold_batch_norm'] else 'not folded'}, "
+        f"weights {'pre-packed in the tile order of each kernel' if s['pipeline']['prepack_weights'] else 'in their original layout'}.",
+        "",
+        *goal_lines(s),
+        f"Records applied to {s['tasks_applied']} of {len(tasks)} tasks "
+        f"(each round's choice and why: `scheduler.jsonl`)."
+        + (" Tasks without a measured record:" if s["fallbacks"] else " Every task runs a measured schedule."),
+        *(f"- {name}: {why}" for name, why in s["fallbacks"].items()),
         "",
         "| task | weight | trials | valid | best (ms) | applied |",
         "|---|---|---|---|---|---|",
@@ -260,6 +265,18 @@ def write_report(directory: str, summary: dict, tasks: list[TaskRow]) -> str:
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     return path
+
+
+def goal_lines(summary: dict) -> list[str]:
+    """What ``--until`` checked while tuning, and whether it stopped tuning early."""
+    until = summary.get("until")
+    if not until:
+        return []
+    checks = "; ".join(
+        f"{c['tuning_s']:.0f} s, {c['trials']} trials: {_ms(c['tuned_s'])} vs {_ms(c['goal_s'])} ms" for c in until["checks"]
+    )
+    outcome = f"reached after {until['reached_at_s']:.0f} s of tuning" if until["reached"] else "not reached within the budget"
+    return [f"Goal `--until {until['goal']}`: {outcome}. Verified builds timed against it: {checks or 'none'}.", ""]
 
 
 def curve_lines(summary: dict) -> list[str]:

@@ -170,7 +170,6 @@ def _imported(name: str, mod, reference, reference_name: str, torch_module=None)
         if None in shape:
             raise ModelError(f"{name}: input {param.name_hint!r} has a dynamic shape; export it with static shapes")
         inputs.append((tuple(shape), str(param.ty.dtype)))
-    mod = relax.transform.DecomposeOpsForInference()(mod)
     return ImportedModel(name, mod, inputs, reference, reference_name, torch_module)
 
 

@@ -1,9 +1,8 @@
 """A model's tuning tasks, and how one trial budget is spread over them.
 
-Extraction legalizes and fuses the Relax module with the very passes that
-``ms.relax_integration.compile_relax`` runs before it applies a database, so
-the tasks tuned here are the functions it looks up (by structural hash) when
-the model is compiled.
+Tasks are extracted from the module ``Pipeline.fuse`` made, with the passes that
+``Pipeline.compile`` runs before it applies the tuning records, so the tasks tuned
+are the functions looked up (by structural hash) when the model is compiled.
 
 The budget goes by Ansor's gradient-based task scheduler (Zheng et al., OSDI
 2020, Sec. 6), as MetaSchedule's ``GradientBased`` scheduler implements it:
@@ -38,26 +37,8 @@ class ModelTask:
     """A rough latency of one call before anything is measured (see :func:`estimate_cost_s`)."""
 
 
-def fuse(mod, target):
-    """Legalize and fuse a Relax module as ``compile_relax`` does before applying a database."""
-    import tvm
-    from tvm import relax
-    from tvm.relax import pipeline
-
-    passes = [
-        *pipeline.library_dispatch_passes(target),
-        relax.transform.LegalizeOps(),
-        relax.transform.AnnotateTIROpPattern(),
-        relax.transform.FoldConstant(),
-        relax.transform.FuseOps(),
-        relax.transform.FuseTIR(),
-    ]
-    with target:
-        return tvm.transform.Sequential(passes)(mod)
-
-
 def extract_tasks(fused_mod, target) -> list[ModelTask]:
-    """The distinct fused operators of ``fuse``'s result, each with its call count."""
+    """The distinct fused operators of a fused module (``Pipeline.fuse``), each with its call count."""
     from ..tvm_space import load_tensor_intrinsics
 
     load_tensor_intrinsics(target)
@@ -140,6 +121,21 @@ class GradientScheduler:
         gradients = {i: self.gradient(curves[i], self.weights[i]) for i in open_tasks}
         gradients = {i: g for i, g in gradients.items() if g is not None}
         return max(gradients, key=lambda i: (gradients[i], -i)) if gradients else None
+
+    def reason(self, index: int, curves: Sequence[Sequence[float]]) -> str:
+        """Why ``next_task`` chose task ``index``: one line for the scheduler's log."""
+        curve = curves[index]
+        if not len(curve):
+            rank = self.warmup_order.index(index) + 1
+            return f"warm-up, {rank} of {len(self.weights)} by expected share of the model's latency"
+        best = float(curve[-1])
+        if not np.isfinite(best):
+            return "no valid kernel yet: its default schedule is the untuned one"
+        gradient = self.gradient(curve, self.weights[index])
+        return (
+            f"largest expected gain: {gradient * 1e3:.4g} ms of model latency per round "
+            f"({self.weights[index]:g} calls x {best * 1e3:.4g} ms best after {len(curve)} trials)"
+        )
 
     def gradient(self, curve: Sequence[float], weight: float) -> float | None:
         """Expected drop of ``weight`` x latency per round (None: give the task up)."""

@@ -9,6 +9,7 @@ histories hold counts against the budget.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -34,9 +35,10 @@ from ..measure.types import MeasureOptions, RunnerConfig
 from .build import (
     CompiledModel,
     TaskRow,
+    VerificationError,
     applied_tasks,
-    compile_model,
     export,
+    stage,
     max_abs_error,
     time_side_by_side,
     tolerance,
@@ -46,10 +48,18 @@ from .build import (
 from ..evaluation.model_curve import final_estimate, latency_curve, plot_curve, time_to_beat
 from .importer import ModelError, load_model
 from ..evaluation.model_references import REFERENCES, check_references
-from .scheduler import GradientScheduler, ModelTask, SchedulerConfig, extract_tasks, fuse, warmup_trials
+from .goal import Goal, parse_until
+from .pipeline import Pipeline
+from .transfer import starting_configs
+from .scheduler import GradientScheduler, ModelTask, SchedulerConfig, extract_tasks, warmup_trials
 
 DEFAULT_MODEL = "resnet18"
-DEFAULT_MODEL_TRIALS = 1000
+TRIALS_PER_TASK = 40
+"""The default budget of a model: this many trials per task."""
+UNMEASURED_S = 1e9
+"""The run time recorded for a fallback schedule nobody timed."""
+STARTING_CONFIGS = 2
+"""Configurations a task's first turn takes from its most similar measured task."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +92,7 @@ def tune_model(
     model: str = DEFAULT_MODEL,
     strategy: str = DEFAULT_STRATEGY,
     *,
-    trials: int = DEFAULT_MODEL_TRIALS,
+    trials: int | None = None,
     output: str,
     target: str = "llvm",
     seed: int = 0,
@@ -91,20 +101,30 @@ def tune_model(
     progress: bool = False,
     runner: RunnerConfig = RunnerConfig(),
     references: Sequence[str] = REFERENCES,
+    pipeline: Pipeline = Pipeline(),
+    time_budget_s: float | None = None,
+    until: str | None = None,
 ) -> ModelTuneResult:
     """Tune ``model`` (a built-in name, or a ``.pt2`` / ``.onnx`` file) into ``output``.
 
-    ``trials`` is the budget over all tasks, resumed trials included; ``runner``
-    says where kernels are measured (this machine, or RPC devices); the tuned
-    model is timed against ``references`` (and the model's own runtime). Raises
-    :class:`UsageError` for bad input and ``VerificationError`` when the tuned
-    model's output does not match the reference (then nothing is exported).
+    ``trials`` is the budget over all tasks, resumed trials included (default: sized to the
+    model, :data:`TRIALS_PER_TASK` a task, or unbounded under a ``time_budget_s``);
+    ``time_budget_s`` bounds the tuning time of this run; ``until`` (a reference's name or a
+    latency such as ``8ms``) stops tuning once a verified build is faster (see ``goal.py``).
+    ``runner`` says where kernels are measured (this machine, or RPC devices); the tuned
+    model is timed against ``references`` (and the model's own runtime); ``pipeline`` says
+    which graph rewrites surround tuning. Raises :class:`UsageError` for bad input and
+    ``VerificationError`` when the tuned model's output does not match the reference (then
+    nothing is exported).
     """
-    if trials < 1 or round_trials < 1:
+    if (trials is not None and trials < 1) or round_trials < 1:
         raise UsageError("--trials and --round-trials must be at least 1")
+    if time_budget_s is not None and time_budget_s <= 0:
+        raise UsageError("--time-budget must be positive")
     check_strategies([strategy])
     try:
         references = check_references(references)
+        goal_name, goal_s = parse_until(until) if until else (None, None)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     tvm_target = _target(target, runner.threads)
@@ -116,55 +136,143 @@ def tune_model(
     except ModelError as exc:
         raise UsageError(str(exc)) from None
     with locked(output, "output directory"):
-        _claim_work_dir(output, {"model": imported.name, "target": str(tvm_target), "strategy": strategy})
+        _claim_work_dir(output, {
+            "model": imported.name, "target": str(tvm_target), "strategy": strategy, "pipeline": pipeline.to_json(),
+        })  # fmt: skip
         start = time.perf_counter()
-        tasks, fused, resumed = _tune_tasks(
-            imported, tvm_target, output, strategy, trials, seed, options, SchedulerConfig(round_trials=round_trials),
-            progress, runner,
+        built = _Model.compile_ready(imported, pipeline, tvm_target, threads)
+        goal = _goal(built, goal_name, goal_s) if goal_name else None
+        model_tasks = extract_tasks(built.fused, tvm_target)
+        budget = trials or (None if time_budget_s else TRIALS_PER_TASK * len(model_tasks))
+        tasks, resumed = _tune_tasks(
+            built, model_tasks, output, strategy, _Budget(budget, time_budget_s, start, goal), seed, options,
+            SchedulerConfig(round_trials=round_trials), progress, runner,
         )  # fmt: skip
         tuning_wall_s = time.perf_counter() - start
-        return _build_and_report(imported, tvm_target, fused, tasks, references, {
-            "model": imported.name, "strategy": strategy, "budget": trials, "resumed": resumed,
-            "tuning_wall_s": tuning_wall_s, "target": str(tvm_target), "threads": threads, "seed": seed, "output": output,
+        return _build_and_report(built, tasks, references, {
+            "model": imported.name, "strategy": strategy, "budget": budget, "time_budget_s": time_budget_s,
+            "resumed": resumed, "tuning_wall_s": tuning_wall_s, "target": str(tvm_target), "threads": threads,
+            "seed": seed, "output": output, "pipeline": pipeline.to_json(), "until": goal.to_json() if goal else None,
         })  # fmt: skip
 
 
-def _tune_tasks(imported, target, output, strategy, trials, seed, options, config, progress, runner):
-    """Extract the tasks, spend the budget on them, re-time each task's best: ``(tasks, fused module, resumed)``."""
+@dataclass(frozen=True)
+class _Model:
+    """The imported model on its way through the pipeline, with one checked input/output pair."""
+
+    imported: object
+    pipeline: Pipeline
+    target: object
+    threads: int
+    prepared: object
+    fused: object
+    inputs: list
+    expected: list
+
+    @classmethod
+    def compile_ready(cls, imported, pipeline: Pipeline, target, threads: int) -> "_Model":
+        from ..measure.runner import random_arguments
+
+        prepared = pipeline.prepare(imported.mod)
+        inputs = random_arguments(imported.inputs)
+        return cls(imported, pipeline, target, threads, prepared, pipeline.fuse(prepared, target), inputs, imported.reference(inputs))
+
+    def build(self, database, staging: str | None = None) -> tuple[CompiledModel, float, str | None]:
+        """``(loaded model, max abs error, staged library)`` with ``database``'s records; the
+        output is checked before anything is timed (``VerificationError`` if wrong). With
+        ``staging``, the library is written there first and loaded from the file."""
+        import tvm
+
+        executable = self.pipeline.compile(self.prepared, self.target, database)
+        staged = stage(executable, staging) if staging else None
+        compiled = CompiledModel(tvm.runtime.load_module(staged) if staged else executable)
+        try:
+            return compiled, verify(compiled(self.inputs), self.expected, "the tuned model's"), staged
+        except VerificationError:
+            if staged:
+                os.remove(staged)  # a wrong model is never left where it could be taken for the result
+            raise
+
+
+@dataclass
+class _Budget:
+    """When tuning stops: trials spent (None: no limit), tuning time, or a goal reached."""
+
+    trials: int | None
+    time_s: float | None
+    start: float
+    goal: Goal | None = None
+
+    def left(self, spent: int) -> int:
+        return (self.trials - spent) if self.trials is not None else 1 << 30
+
+    def out_of_time(self) -> bool:
+        return self.time_s is not None and time.perf_counter() - self.start >= self.time_s
+
+
+def _goal(built: _Model, name: str, latency_s: float | None) -> Goal:
+    """The ``--until`` goal; a reference is set up, checked and timed once before tuning."""
+    from ..evaluation.model_references import prepare_references
+
+    if latency_s is not None:
+        return Goal(name, latency_s)
+    runs, notes = prepare_references(built.imported, [name], built.threads, built.inputs, built.expected, verify)
+    if name not in runs:
+        raise UsageError(f"--until {name}: {notes[name]}")
+    return Goal(name, time_side_by_side(runs)[name].seconds, runs[name])
+
+
+def _tune_tasks(built: _Model, model_tasks, output, strategy, budget: _Budget, seed, options, config, progress, runner):
+    """Spend the budget on the tasks, re-time each task's best: ``(tasks, resumed)``."""
     from ..measure.tvm_measurer import make_builder, make_runner
     from ..tuner import retime_best
 
-    fused = fuse(imported.mod, target)
-    model_tasks = extract_tasks(fused, target)
+    target = built.target
     builder = make_builder(target, options, runner)
     measure_on = make_runner(target, options, runner)
     try:
         tasks = [_open(task, i, output, target, seed, options, builder, measure_on) for i, task in enumerate(model_tasks)]
         resumed = sum(len(t.history) for t in tasks)
-        _spend(tasks, strategy, trials, seed, config, progress)
+        stop = _goal_check(built, tasks, budget) if budget.goal else None
+        _spend(tasks, strategy, budget, seed, config, progress, SchedulerLog(output), stop)
         for t in tasks:  # once, at the end: the record each task is compiled with is its fastest
             t.measurer.prepare()
             retime_best(t.measurer, t.history)
     finally:
         builder.close()
         measure_on.close()
-    return tasks, fused, resumed
+    return tasks, resumed
 
 
-def _build_and_report(imported, target, fused, tasks: list[_Task], references, summary: dict) -> ModelTuneResult:
+def _goal_check(built: _Model, tasks: list[_Task], budget: _Budget):
+    """After each round: whether a verified build now beats ``budget.goal`` (see ``goal.py``)."""
+    goal = budget.goal
+    weights = [t.task.weight for t in tasks]
+
+    def reached() -> bool:
+        bests = [t.history.best() for t in tasks]
+        if any(b is None for b in bests):
+            return False  # a task on TVM's naive default: the model cannot be near any goal yet
+        estimate = final_estimate(weights, bests)
+        if not goal.due(estimate):
+            return False
+        tuning_s = time.perf_counter() - budget.start
+        trials = sum(len(t.history) for t in tasks)
+        return goal.check(lambda: built.build(chosen_records(tasks, built.target)[0])[0].bind(built.inputs), estimate, tuning_s, trials)
+
+    return reached
+
+
+def _build_and_report(built: _Model, tasks: list[_Task], references, summary: dict) -> ModelTuneResult:
     """Compile with each task's best record, verify, time against the references, export, report."""
-    from ..measure.runner import random_arguments
     from ..evaluation.model_references import prepare_references
 
-    database = chosen_records(tasks, target)
-    applied = applied_tasks(fused, target, database)
+    imported, target, inputs, expected = built.imported, built.target, built.inputs, built.expected
+    database, fallbacks = chosen_records(tasks, target)
+    applied = applied_tasks(built.fused, target, database)
     rows = [_row(t, applied) for t in tasks]
-    tuned_exe = compile_model(imported.mod, target, database)
-    tuned, untuned = CompiledModel(tuned_exe), CompiledModel(compile_model(imported.mod, target))
-
-    inputs = random_arguments(imported.inputs)
-    expected = imported.reference(inputs)
-    error = verify(tuned(inputs), expected, "the tuned model's")  # checked before anything is timed
+    tuned, error, staged = built.build(database, staging=summary["output"])
+    untuned = CompiledModel(built.pipeline.compile(built.prepared, target))
     names = [imported.reference_name, *(n for n in references if n != imported.reference_name)]
     runs, notes = prepare_references(imported, names, summary["threads"], inputs, expected, verify)
     timings = time_side_by_side({"tuned": tuned.bind(inputs), "untuned": untuned.bind(inputs), **runs})
@@ -185,13 +293,14 @@ def _build_and_report(imported, target, fused, tasks: list[_Task], references, s
         "tasks_applied": sum(r.applied for r in rows),
         # Valid records that compile-time lookup missed would mean tuning went unused.
         "records_not_applied": [r.name for r in rows if r.valid and not r.applied],
+        "fallbacks": fallbacks,
         **noise_summary(tasks, timings),
     }
     output = summary["output"]
     summary.update(_curve(tasks, summary))
     manifest = {k: summary[k] for k in ("model", "reference", "max_abs_error", "tolerance", "target", "threads")}
     manifest["inputs"] = [{"shape": list(shape), "dtype": dtype} for shape, dtype in imported.inputs]
-    summary["artifact"] = export(tuned_exe, output, manifest)
+    summary["artifact"] = export(staged, output, manifest)
     summary["report"] = write_report(output, summary, rows)
     return ModelTuneResult(summary, rows)
 
@@ -216,29 +325,45 @@ def _curve(tasks: list[_Task], summary: dict) -> dict:
 
 
 def chosen_records(tasks: list[_Task], target):
-    """A database with one record per task: its best trial (re-timed, see ``History.best``).
+    """``(database, fallbacks)``: one record per task, and why a task has no measured one.
 
-    MetaSchedule would pick a task's record by its raw timing, lucky ones included;
-    this is the choice the tuner made.
+    A task's record is its best trial (re-timed, see ``History.best``): MetaSchedule
+    would pick by raw timing, lucky ones included. A task with no valid trial still gets
+    a MetaSchedule schedule (parallel outer loops, vectorized inner ones), unmeasured:
+    carried over from its most similar measured task, else its first sketch's own
+    decisions; never TVM's naive default. The model's output check covers them.
     """
     from tvm.s_tir import meta_schedule as ms
 
     database = ms.database.MemoryDatabase()
+    fallbacks = {}
     for t in tasks:
         best = t.history.best()
-        sch = t.tvm_space.schedule(np.asarray(best.config))[0] if best else None
+        if best is not None:
+            config, seconds = np.asarray(best.config), best.result.latency_s
+        else:
+            configs, source = _starting_configs(t, tasks)
+            tried = f"no valid kernel in {len(t.history)} trials" if len(t.history) else "no trial in the budget"
+            if configs is not None:
+                config, why = configs[0], f"{tried}: unmeasured schedule carried over from {source}"
+            else:
+                config, why = t.tvm_space.sketch_config(), f"{tried}: unmeasured schedule of MetaSchedule's first sketch"
+            seconds = UNMEASURED_S
+            fallbacks[t.task.name] = why
+        sch = t.tvm_space.schedule(config)[0]
         if sch is None:
+            fallbacks[t.task.name] = f"{fallbacks.get(t.task.name, 'its record')} does not apply: TVM's default schedule"
             continue
         database.commit_tuning_record(
             ms.database.TuningRecord(
                 trace=sch.trace,
                 workload=database.commit_workload(t.tvm_space.mod),
-                run_secs=[best.result.latency_s],
+                run_secs=[seconds],
                 target=target,
                 args_info=ms.arg_info.ArgInfo.from_prim_func(t.tvm_space.mod["main"]),
             )
         )
-    return database
+    return database, fallbacks
 
 
 def noise_summary(tasks: list[_Task], timings: dict) -> dict:
@@ -287,32 +412,41 @@ def _open(task: ModelTask, index: int, output: str, target, seed: int, options, 
     return _Task(task, work_dir, tvm_space, history, measurer)
 
 
-def _spend(tasks: list[_Task], strategy: str, trials: int, seed: int, config: SchedulerConfig, progress: bool) -> None:
+def _spend(
+    tasks: list[_Task], strategy: str, budget: _Budget, seed: int, config: SchedulerConfig, progress: bool,
+    log: "SchedulerLog", stop=None,
+) -> None:
     """Give rounds of trials to the task the scheduler picks until the budget is spent.
 
     Each round opens the task's strategy afresh from its history, exactly as a
     rerun resumes: the cost model refits on every trial so far and the PPO
     policy reloads from the task's ``policy.pt``; the tuning loop is the same.
+    A task's first turn starts from the best configurations of the most similar task
+    measured already (``transfer.py``), not from a random draw. ``stop()``, if given,
+    is asked after every round whether to end tuning (the ``--until`` goal).
     """
     from ..search.base import TaskContext
     from ..tuner import tune
 
-    config = replace(config, warmup_trials=warmup_trials(trials, len(tasks), config))
+    spent = sum(len(t.history) for t in tasks)
+    warmup = warmup_trials(budget.trials if budget.trials is not None else TRIALS_PER_TASK * len(tasks), len(tasks), config)
+    config = replace(config, warmup_trials=warmup)
     scheduler = GradientScheduler([t.task.weight for t in tasks], config, [t.task.cost_estimate_s for t in tasks])
     finished = {i for i, t in enumerate(tasks) if t.exhausted}
-    spent = sum(len(t.history) for t in tasks)
-    bars = _Progress(trials, spent, enabled=progress)
+    bars = _Progress(budget.trials, spent, enabled=progress)
     try:
-        while spent < trials:
+        while budget.left(spent) > 0 and not budget.out_of_time():
             curves = [np.minimum.accumulate(t.history.latencies) for t in tasks]
             index = scheduler.next_task(curves, finished)
             if index is None:
                 break
             t = tasks[index]
             turn = scheduler.turn_trials(len(t.history))
-            goal = len(t.history) + min(turn, trials - spent, t.tvm_space.space.size - len(t.history))
+            goal = len(t.history) + min(turn, budget.left(spent), t.tvm_space.space.size - len(t.history))
             bars.start(t.task.name, len(t.history), goal)
             t.measurer.prepare()  # the shared runner now checks against this task's reference
+            seeds, source = _starting_configs(t, tasks) if not len(t.history) else (None, None)
+            log.round(spent, t.task.name, goal - len(t.history), scheduler.reason(index, curves), source)
             context = TaskContext(
                 t.tvm_space.space,
                 t.history,
@@ -323,13 +457,41 @@ def _spend(tasks: list[_Task], strategy: str, trials: int, seed: int, config: Sc
             )
             tune(
                 t.measurer, make_search(strategy, context), t.history, trials=goal, batch_size=turn,
-                on_trial=bars.trial, retime_top=0,
+                on_trial=bars.trial, retime_top=0, seeds=seeds,
             )  # fmt: skip
             if len(t.history) < goal or t.exhausted:
                 finished.add(index)  # the strategy found nothing new to measure
             spent = sum(len(t.history) for t in tasks)
+            if stop is not None and stop():
+                break
     finally:
         bars.close()
+
+
+def _starting_configs(t: _Task, tasks: list[_Task]) -> tuple[np.ndarray | None, str | None]:
+    """The valid configurations ``t`` starts from, and the task they come from (None: none)."""
+    others = [o for o in tasks if o is not t and len(o.history)]
+    measured = [(o.tvm_space.space, [trial.config for trial in o.history.top(STARTING_CONFIGS)]) for o in others]
+    configs, source = starting_configs(t.tvm_space.space, measured, STARTING_CONFIGS)
+    configs = np.array([c for c in configs if t.tvm_space.schedule(c)[0] is not None], dtype=np.int64)
+    if not len(configs):
+        return None, None
+    return configs, others[source].task.name
+
+
+class SchedulerLog:
+    """``scheduler.jsonl`` in the output directory: each round's task, size and why it was chosen."""
+
+    def __init__(self, output: str) -> None:
+        self.path = os.path.join(output, "scheduler.jsonl")
+        self.start = time.perf_counter()
+
+    def round(self, spent: int, task: str, trials: int, why: str, started_from: str | None) -> None:
+        entry = {"time_s": round(time.perf_counter() - self.start, 3), "spent": spent, "task": task, "trials": trials, "why": why}
+        if started_from:
+            entry["starts_from"] = started_from
+        with open(self.path, "a") as f:
+            f.write(json.dumps(entry) + "\n")
 
 
 def _row(t: _Task, applied: set[str]) -> TaskRow:

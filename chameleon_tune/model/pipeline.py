@@ -1,0 +1,103 @@
+"""The graph rewrites around tuning: what the imported model becomes before its tasks are
+extracted, and how the tuned schedules are compiled into one library.
+
+Every pass is TVM's own; this module only chooses and orders them, the way TVM's
+``relax.pipeline.static_shape_tuning_pipeline`` does for CPUs:
+
+- ``CanonicalizeBindings`` after decomposing batch norm, so that the operators after a
+  convolution (batch-norm arithmetic, the residual add, ReLU) fuse into it instead of each
+  making a pass of its own over memory.
+- ``fold_batch_norm``: ``FoldBatchnormToConv2D`` folds an inference batch norm into the
+  convolution's weights and a bias at compile time.
+- ``prepack_weights``: ``AttachAttrLayoutFreeBuffers`` marks weights (constants) as free to
+  change layout, so MetaSchedule's ``RewriteLayout`` lets each tuned kernel read its weights
+  in the order its tiles walk them; after tuning, ``SplitLayoutRewritePreproc`` moves that
+  re-layout out of the kernel and ``FoldConstant`` runs it once, at compile time, on the
+  bound weights. The library is still called as ``vm["main"](input)``.
+
+Extraction and compilation fuse with the same passes, so the tasks tuned are the functions
+looked up (by structural hash) when the model is compiled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    fold_batch_norm: bool = True
+    prepack_weights: bool = True
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    def prepare(self, mod):
+        """Inference rewrites of the imported Relax module, before anything is fused."""
+        import tvm
+        from tvm import relax
+
+        passes = [relax.transform.FoldBatchnormToConv2D(), relax.transform.FoldConstant()] if self.fold_batch_norm else []
+        passes += [relax.transform.DecomposeOpsForInference(), relax.transform.CanonicalizeBindings()]
+        return tvm.transform.Sequential(passes)(mod)
+
+    def fuse(self, mod, target):
+        """Legalize and fuse a prepared module into the tasks that are tuned."""
+        import tvm
+
+        with target:
+            return tvm.transform.Sequential(self._fusion_passes(target))(mod)
+
+    def _fusion_passes(self, target) -> list:
+        from tvm import relax
+
+        passes = [
+            *_backend(target).library_dispatch_passes(target),
+            relax.transform.LegalizeOps(),
+            relax.transform.AnnotateTIROpPattern(),
+            relax.transform.FoldConstant(),
+            relax.transform.FuseOps(),
+            relax.transform.FuseTIR(),
+        ]
+        if self.prepack_weights:
+            passes.append(relax.transform.AttachAttrLayoutFreeBuffers())
+        return passes
+
+    def compile(self, mod, target, database=None):
+        """A Relax VM executable of a prepared module: TVM's default build (``database`` None),
+        or fused as for extraction with ``database``'s schedules applied.
+
+        Operators without a record keep TVM's default (untuned) schedule.
+        """
+        import tvm
+        from tvm import relax
+
+        if database is None:
+            return tvm.compile(mod, target=target)
+        after_tuning = []
+        if self.prepack_weights:
+            after_tuning = [relax.transform.SplitLayoutRewritePreproc(), relax.transform.FoldConstant()]
+
+        @tvm.transform.module_pass(opt_level=3)
+        def _tuned(mod, _ctx):
+            passes = [
+                *self._fusion_passes(target),
+                relax.transform.MetaScheduleApplyDatabase(),
+                *after_tuning,
+                *_backend(target).dataflow_lower_passes(target),
+                *_backend(target).finalize_passes(target),
+            ]
+            return tvm.transform.Sequential(passes)(mod)
+
+        with target, database, tvm.transform.PassContext(opt_level=3):
+            return relax.build(mod, target=target, relax_pipeline=_tuned)
+
+
+def _backend(target):
+    """The module with ``target``'s pass lists. ``relax.pipeline`` dispatches CPU targets to
+    ``relax.backend.cpu_generic``, whose package does not export them in TVM 0.27."""
+    if target.kind.name == "llvm":
+        from tvm.relax.backend.cpu_generic import pipeline
+    else:
+        from tvm.relax import pipeline
+    return pipeline

@@ -1,0 +1,89 @@
+"""Starting schedules carried from task to task within a model.
+
+A model's convolutions share MetaSchedule's sketch structure: the same knobs (tilings of
+the same loops, unroll depth, compute location) over different extents. The tilings that
+made one of them fast (inner tiles that fill vector registers, an outer extent that feeds
+every core) are a much better first guess for its sibling than a random draw, and far
+better than TVM's unscheduled default. So a task's first trial can be its most similar
+measured task's best configurations, translated knob by knob to the nearest legal choice:
+tilings by the distance of their factors' logarithms, inner factors weighing most, other
+choices by value.
+
+Only knob spaces are involved: no TVM here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..space import Space
+
+INNER_WEIGHT = 4.0
+"""How much more a tiling factor weighs in the distance than the factor outside it."""
+
+
+def compatible(source: Space, target: Space) -> bool:
+    """The two spaces come from the same sketches: the same knobs, tilings of the same depth."""
+    if source.names != target.names:
+        return False
+    return all(_arity(a) == _arity(b) for a, b in zip(source.knobs, target.knobs))
+
+
+def translate(config: Sequence[int], source: Space, target: Space) -> np.ndarray:
+    """``config`` of ``source`` as the nearest configuration of a compatible ``target``."""
+    out = np.zeros(target.n_knobs, dtype=np.int64)
+    for k, (a, b) in enumerate(zip(source.knobs, target.knobs)):
+        out[k] = _nearest(a.choices[int(config[k])], b.choices)
+    return out
+
+
+def distance(source: Space, target: Space) -> float:
+    """How far apart two compatible spaces' loops are: the log-distance of the extents tiled."""
+    return float(np.abs(np.log2(_extents(source)) - np.log2(_extents(target))).sum())
+
+
+def starting_configs(
+    target: Space, measured: Sequence[tuple[Space, Sequence[Sequence[int]]]], count: int = 2
+) -> tuple[np.ndarray, int | None]:
+    """Up to ``count`` configurations of ``target`` translated from the best ones of the most
+    similar compatible measured task, and that task's index in ``measured`` (None: none fits).
+
+    ``measured`` holds, per task, its space and its best configurations, best first.
+    """
+    fits = [i for i, (space, best) in enumerate(measured) if len(best) and compatible(space, target)]
+    if not fits:
+        return np.empty((0, target.n_knobs), dtype=np.int64), None
+    source = min(fits, key=lambda i: distance(measured[i][0], target))
+    space, best = measured[source]
+    configs: list[np.ndarray] = []
+    for config in best[:count]:
+        translated = translate(config, space, target)
+        if not any(np.array_equal(translated, c) for c in configs):
+            configs.append(translated)
+    return np.array(configs, dtype=np.int64), source
+
+
+def _extents(space: Space) -> np.ndarray:
+    """The extent each tiling knob splits (its factors' product); 1 for other knobs."""
+    return np.array([float(np.prod(k.choices[0])) if _arity(k) > 0 else 1.0 for k in space.knobs])
+
+
+def _arity(knob) -> int:
+    first = knob.choices[0]
+    return len(first) if isinstance(first, tuple) else -1
+
+
+def _nearest(choice, choices: tuple) -> int:
+    if choice in choices:
+        return choices.index(choice)
+    if isinstance(choice, tuple):
+        # Inner factors decide vector width and register blocking, outer ones only the split
+        # between cores and cache: keep the inner ones first, adjust the outer ones.
+        logs = np.log2(np.asarray(choices, dtype=np.float64))
+        weights = INNER_WEIGHT ** np.arange(len(choice))
+        return int(np.argmin((np.abs(logs - np.log2(np.asarray(choice, dtype=np.float64))) * weights).sum(axis=1)))
+    if isinstance(choice, (int, float)) and all(isinstance(c, (int, float)) for c in choices):
+        return int(np.argmin([abs(c - choice) for c in choices]))
+    return 0

@@ -1,0 +1,66 @@
+"""Starting schedules carried between tasks, and the --until goal's bookkeeping (no TVM)."""
+
+import numpy as np
+import pytest
+
+from chameleon_tune.model.goal import Goal, parse_until
+from chameleon_tune.model.transfer import compatible, starting_configs, translate
+from chameleon_tune.space import Knob, Space, perfect_tilings
+
+
+def conv_like(extent: int, unroll=(0, 16, 64)) -> Space:
+    return Space((Knob("tile0", tuple(perfect_tilings(extent, 4))), Knob("categorical0", unroll)))
+
+
+def test_translation_takes_the_nearest_tiling_and_the_same_value():
+    small, large = conv_like(64), conv_like(256)
+    config = (small.knobs[0].choices.index((4, 2, 1, 8)), 1)
+    out = translate(config, small, large)
+    tiling = large.knobs[0].choices[out[0]]
+    assert np.prod(tiling) == 256 and tiling[-1] == 8 and tiling[1:3] == (2, 1)  # only the outer factor grows
+    assert large.knobs[1].choices[out[1]] == 16
+
+
+def test_spaces_of_other_sketches_are_not_compatible():
+    assert compatible(conv_like(64), conv_like(128))
+    assert not compatible(conv_like(64), Space((Knob("tile0", tuple(perfect_tilings(64, 2))), Knob("categorical0", (0, 16)))))
+    assert not compatible(conv_like(64), Space((Knob("tile0", tuple(perfect_tilings(64, 4))),)))
+
+
+def test_starting_configs_come_from_the_most_similar_measured_task_best_first():
+    target = conv_like(112)
+    far, near = conv_like(16), conv_like(128)
+    near_best = [(near.knobs[0].choices.index((2, 4, 2, 8)), 2), (near.knobs[0].choices.index((1, 1, 8, 16)), 0)]
+    measured = [(far, [(0, 0)]), (near, near_best), (conv_like(120), [])]  # the last was never measured
+    configs, source = starting_configs(target, measured, count=2)
+    assert source == 1 and len(configs) == 2
+    assert np.array_equal(configs[0], translate(near_best[0], near, target))
+    assert target.knobs[0].choices[configs[0][0]][-1] == 8
+
+
+def test_no_start_without_a_compatible_measured_task():
+    configs, source = starting_configs(conv_like(64), [(Space((Knob("sketch", (0, 1)),)), [(1,)])])
+    assert source is None and configs.shape == (0, 2)
+
+
+@pytest.mark.parametrize("spec, seconds", [("8ms", 8e-3), ("0.5 s", 0.5), ("250us", 250e-6), ("onnxruntime", None)])
+def test_until_accepts_references_and_latencies(spec, seconds):
+    name, latency = parse_until(spec)
+    assert latency == pytest.approx(seconds) if seconds else latency is None and name == spec
+
+
+@pytest.mark.parametrize("spec", ["8", "fast", "-3ms", "0ms", "tensorrt"])
+def test_until_rejects_anything_else_in_one_line(spec):
+    with pytest.raises(ValueError, match="--until") as info:
+        parse_until(spec)
+    assert "\n" not in str(info.value)
+
+
+def test_goal_checks_first_then_only_when_the_calibrated_estimate_beats_it_and_has_dropped():
+    goal = Goal("10ms", 10e-3)
+    assert goal.due(50e-3)  # nothing calibrated yet: one build says how estimate and model relate
+    assert not goal.check(lambda: (lambda: __import__("time").sleep(0.02)), 8e-3, tuning_s=1.0, trials=10)
+    assert goal.calibration > 2  # the real build is slower than the sum of its kernels here
+    assert not goal.due(7.9e-3)  # calibrated, still slower than the goal
+    assert goal.due(3e-3) and not goal.checks[-1].beaten
+    assert not Goal("10ms", 10e-3, calibration=1.0, checks=goal.checks).due(7.9e-3)  # has not dropped 3% since the check
