@@ -72,7 +72,9 @@ def kernel_tuner_order(cache: CacheFile, strategy: str, *, seed: int, budget: in
     """The distinct configurations Kernel Tuner's ``strategy`` evaluated, in order, as index vectors.
 
     Its strategies draw from Python's and NumPy's global generators; both are
-    seeded with ``seed`` for the run and restored afterwards.
+    seeded with ``seed`` for the run and restored afterwards. (``diff_evo`` and
+    ``bayes_opt`` also draw a Latin hypercube sample from SciPy without a seed,
+    which Kernel Tuner does not let us set: their runs differ between processes.)
     """
     import kernel_tuner
     from constraint import FunctionConstraint
