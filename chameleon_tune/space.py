@@ -118,15 +118,6 @@ class Space:
         tables = [k.features() for k in self.knobs]
         object.__setattr__(self, "_feature_tables", tables)
 
-    def restricted(self, configs: np.ndarray) -> "Space":
-        """This space with only ``configs`` valid (canonicalized; duplicates are fine).
-
-        A set that excludes nothing is no restriction: the space stays unrestricted
-        and samples exactly as before.
-        """
-        valid = ValidSet(self.canonical(configs), self.dims)
-        return Space(self.knobs, self.conditions, None if len(valid) == self.size else valid)
-
     dims: np.ndarray = field(init=False, repr=False, compare=False)
     _feature_tables: list = field(init=False, repr=False, compare=False)
 
@@ -142,6 +133,15 @@ class Space:
     @property
     def names(self) -> list[str]:
         return [k.name for k in self.knobs]
+
+    def restricted(self, configs: np.ndarray) -> "Space":
+        """This space with only ``configs`` valid (canonicalized; duplicates are fine).
+
+        A set that excludes nothing is no restriction: the space stays unrestricted
+        and samples exactly as before.
+        """
+        valid = ValidSet(self.canonical(configs), self.dims)
+        return Space(self.knobs, self.conditions, None if len(valid) == self.size else valid)
 
     # -- sampling and moves -------------------------------------------------
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -196,11 +196,11 @@ class Space:
             return configs
         moved, pending = configs.copy(), np.arange(len(configs))
         for _try in range(NEIGHBOUR_TRIES if self.valid is not None else 1):
-            rows = configs[pending]
+            rows, index = configs[pending], np.arange(len(pending))
             knob = movable[rng.integers(0, len(movable), size=len(rows))]
             # Draw among the dims-1 other choices so that every move changes the config.
             new = rng.integers(0, self.dims[knob] - 1)
-            rows[np.arange(len(rows)), knob] = np.where(new >= rows[np.arange(len(rows)), knob], new + 1, new)
+            rows[index, knob] = np.where(new >= rows[index, knob], new + 1, new)
             rows = self.canonical(rows)
             ok = self.valid_mask(rows)
             moved[pending[ok]] = rows[ok]

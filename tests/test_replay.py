@@ -201,13 +201,17 @@ def test_replay_cli_runs_kernel_tuner_strategies(tmp_path):
     assert "| kt:random_sample | " in (out / "report.md").read_text()
 
 
-def test_unknown_kernel_tuner_strategy_is_one_line(tmp_path, capsys):
+def test_unknown_or_failing_kernel_tuner_strategy_is_one_line(tmp_path, capsys):
     pytest.importorskip("kernel_tuner")
     from chameleon_tune.cli import main
 
     assert main(["replay", str(make_cache(tmp_path / "c.json")), "--strategies", "kt:magic", "--out", str(tmp_path / "rep")]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "unknown Kernel Tuner strategy 'kt:magic'" in err and "kt:pso" in err
+    # a strategy that fails inside Kernel Tuner (brute_force takes no evaluation budget) is one line too
+    assert main(["replay", str(make_cache(tmp_path / "c.json")), "--strategies", "kt:brute_force", "--out", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Kernel Tuner's brute_force failed" in err
 
 
 def test_kt_strategy_without_kernel_tuner_is_one_line_naming_the_extra(tmp_path, monkeypatch, capsys):

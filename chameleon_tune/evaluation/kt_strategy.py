@@ -94,7 +94,8 @@ def kernel_tuner_order(cache: CacheFile, strategy: str, *, seed: int, budget: in
                 objective=cache.objective, objective_higher_is_better=False, quiet=True, seed=seed,
             )  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - any failure inside Kernel Tuner is one line for the user
-            raise KernelTunerError(f"Kernel Tuner's {strategy} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+            first_line = (str(exc).splitlines() or [""])[0]
+            raise KernelTunerError(f"Kernel Tuner's {strategy} failed: {type(exc).__name__}: {first_line}") from None
     return configs_of(cache.space, dict.fromkeys(cache_key(result[name] for name in names) for result in results))
 
 
