@@ -181,6 +181,21 @@ def test_invalid_representatives_are_replaced_by_valid_configs():
     assert len(kept) == len(first) - len(invalid)
 
 
+def test_representatives_and_synthesis_stay_inside_a_restricted_space():
+    # The same invalid representatives, now outside the space's own restrictions: no check passed in.
+    plain = make_space()
+    candidates = clustered_candidates(plain)
+    first = AdaptiveSampler(plain).select(candidates, never)
+    outside = set(plain.keys(first[::2]))
+    space = plain.restricted(np.array([c for c in np.ndindex(*DIMS) if c not in outside]))
+    batch = AdaptiveSampler(space).select(candidates, never)
+    assert len(batch) == len(first) and space.valid_mask(batch).all()
+    # synthesis from members whose mode is outside redraws inside
+    members = np.array([first[0]] * 3 + [first[1]])
+    config = synthesize(members, space, set(), never, None, np.random.default_rng(0))
+    assert config is not None and space.key(config) not in outside
+
+
 def test_two_knob_clustering_uses_the_knobs_with_most_choices():
     space = make_space((4, 9, 3, 7))
     sampler = AdaptiveSampler(space, AdaptiveSamplingConfig(all_knobs=False))
