@@ -1,13 +1,18 @@
-"""A whole model tuned end to end, one run per strategy at the same budget.
+"""A whole model tuned end to end, one run per strategy (and pipeline variant) at the same budget.
 
     python benchmarks/tune_model.py --model resnet18 --strategies chameleon,sa --trials 1000 \
         --out benchmarks/results/tune_model_resnet18.json
+    python benchmarks/tune_model.py --model resnet18 --strategies chameleon --trials 400 \
+        --variants default,no-prepack,no-fold,no-starts --out benchmarks/results/ablation_resnet18.json
 
-Each strategy tunes into its own directory under ``--work-root`` (a rerun resumes
+Each run tunes into its own directory under ``--work-root`` (a rerun resumes
 there), then its tuned model is verified and timed against the untuned TVM build
-and the reference runtime (PyTorch eager, same thread count) in the same process.
-At the end all exported models and the reference are timed again in interleaved
-rounds (``side_by_side``): the ratios to quote on a noisy machine.
+and the references (PyTorch eager, torch.compile, ONNX Runtime; same thread count) in
+the same process. At the end all exported models and the references are timed again
+in interleaved rounds (``side_by_side``): the ratios to quote.
+``--variants`` (ablation): ``default``, ``no-prepack`` (weights in their original layout),
+``no-fold`` (batch norm not folded), ``plain`` (neither), ``no-starts`` (first turns from
+the strategy, not from a similar task's best).
 ``--tasks-only`` lists the model's tuning tasks and weights without tuning.
 """
 
@@ -37,12 +42,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="resnet18")
     parser.add_argument("--strategies", default="chameleon,sa")
-    parser.add_argument("--trials", type=int, default=1000)
+    parser.add_argument("--trials", type=int, default=None, help="budget (default: tune-model's, 40 a task)")
+    parser.add_argument("--time-budget", type=float, default=None, help="seconds of tuning per run")
     parser.add_argument("--round-trials", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-root", default="runs/bench-tune-model")
     parser.add_argument("--out", default="benchmarks/results/tune_model_resnet18.json")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds of the exported models (default 7)")
+    parser.add_argument("--variants", default="default", help=f"pipeline variants, comma-separated: {', '.join(VARIANTS)}")
+    parser.add_argument("--references", default="pytorch,torch.compile,onnxruntime")
     parser.add_argument("--tasks-only", action="store_true", help="print the tasks and weights, tune nothing")
     args = parser.parse_args()
 
@@ -59,41 +67,48 @@ def main() -> None:
         "runs": [],
     }
     name = os.path.splitext(os.path.basename(args.model))[0]
-    for strategy in args.strategies.split(","):
-        output = os.path.join(args.work_root, f"{name}-{strategy}-s{args.seed}")
-        result = tune_model(
-            args.model, strategy, trials=args.trials, output=output, seed=args.seed, round_trials=args.round_trials,
-            progress=True,
-        )  # fmt: skip
-        report["runs"].append(result.to_json())
-        s = result.summary
-        print(
-            f"{strategy:<10} tuned {s['tuned_latency_s'] * 1e3:.2f} ms, untuned {s['untuned_latency_s'] * 1e3:.2f} ms, "
-            f"{s['reference']} {s['reference_latency_s'] * 1e3:.2f} ms; {s['trials']} trials in {s['tuning_wall_s']:.0f} s"
-        )
-        save(report, args.out)  # after every strategy: a later failure loses nothing
-    report["side_by_side"] = side_by_side(args.model, [r["output"] for r in report["runs"]], args.rounds)
+    references = args.references.split(",")
+    for variant in args.variants.split(","):
+        for strategy in args.strategies.split(","):
+            budget = f"n{args.trials}" if args.trials else f"t{args.time_budget:.0f}" if args.time_budget else "default"
+            output = os.path.join(args.work_root, f"{name}-{strategy}-{variant}-{budget}-s{args.seed}")
+            result = tune_model(
+                args.model, strategy, trials=args.trials, output=output, seed=args.seed, round_trials=args.round_trials,
+                progress=True, references=references, time_budget_s=args.time_budget, **VARIANTS[variant],
+            )  # fmt: skip
+            report["runs"].append({"variant": variant, **result.to_json()})
+            s = result.summary
+            print(
+                f"{strategy:<10} {variant:<10} tuned {s['tuned_latency_s'] * 1e3:.2f} ms, "
+                + ", ".join(f"{n} {v * 1e3:.2f} ms" for n, v in s["references"].items())
+                + f"; {s['trials']} trials in {s['tuning_wall_s']:.0f} s"
+            )
+            save(report, args.out)  # after every run: a later failure loses nothing
+    report["side_by_side"] = side_by_side(args.model, [r["output"] for r in report["runs"]], args.rounds, references)
     print(json.dumps(report["side_by_side"], indent=1))
     save(report, args.out)
 
 
-def side_by_side(model: str, directories: list[str], rounds: int) -> dict:
-    """Every exported model and the reference runtime, timed in interleaved rounds in one process.
+def side_by_side(model: str, directories: list[str], rounds: int, references: list[str]) -> dict:
+    """Every exported model and the reference runtimes, timed in interleaved rounds in one process.
 
     Each strategy's own report times its model in its own phase of the run; on a
     noisy machine the ratio that counts is this one, measured turn by turn, with a
     1 s pause before each turn and every round watched for other work. Each
     model's output is checked against the reference first.
     """
+    from chameleon_tune.evaluation.model_references import prepare_references
     from chameleon_tune.measure.runner import random_arguments
     from chameleon_tune.model.build import load_artifact, time_side_by_side, verify
     from chameleon_tune.model.importer import load_model
     from chameleon_tune.model.tuner import _use_threads
 
-    imported = load_model(model, threads=_use_threads())
+    threads = _use_threads()
+    imported = load_model(model, threads=threads)
     inputs = random_arguments(imported.inputs)
     expected = imported.reference(inputs)
-    contestants = {imported.reference_name: lambda: imported.reference(inputs)}
+    names = [imported.reference_name, *(n for n in references if n != imported.reference_name)]
+    contestants, _notes = prepare_references(imported, names, threads, inputs, expected, verify)
     for directory in directories:
         compiled, _manifest = load_artifact(directory)
         verify(compiled(inputs), expected, f"{directory}'s")
@@ -108,6 +123,21 @@ def side_by_side(model: str, directories: list[str], rounds: int) -> dict:
         "disturbed": [name for name, t in timings.items() if t.noisy],
         "timings": {name: t.to_json() for name, t in timings.items()},
     }
+
+
+def _variants() -> dict[str, dict]:
+    from chameleon_tune.model.pipeline import Pipeline
+
+    return {
+        "default": {},
+        "no-prepack": {"pipeline": Pipeline(prepack_weights=False)},
+        "no-fold": {"pipeline": Pipeline(fold_batch_norm=False)},
+        "plain": {"pipeline": Pipeline(fold_batch_norm=False, prepack_weights=False)},
+        "no-starts": {"carry_starts": False},
+    }
+
+
+VARIANTS = _variants()
 
 
 def save(report: dict, path: str) -> None:

@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
 
     model = commands.add_parser("tune-model", help="tune a whole PyTorch or ONNX model; export it compiled and verified")
-    model.add_argument("--model", default="resnet18", help="built-in model (resnet18, resnet50, vgg16, alexnet, mobilenet_v2) or a .pt2 / .onnx file")
+    model.add_argument("--model", default="resnet18", help="built-in model (resnet18, resnet50, vgg16, alexnet, mobilenet_v2, bert_base_layer) or a .pt2 / .onnx file")
     model.add_argument("--strategy", default=None, help="search strategy for every task (default: chameleon)")
     model.add_argument(
         "--trials", type=int, default=None,

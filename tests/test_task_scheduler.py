@@ -153,3 +153,14 @@ def test_latency_curve_sums_weighted_bests_once_every_task_is_measured():
     assert seconds.tolist() == [3.0, 6.0] and estimate.tolist() == pytest.approx([4e-3 + 3e-3, 2e-3 + 3e-3])
     assert time_to_beat(seconds, estimate, {"fast": 6e-3, "faster": 1e-3}) == {"fast": 6.0, "faster": None}
     assert latency_curve([1, 3], [a, History(space)])[0].size == 0  # a task never measured: no curve
+
+
+def test_each_choice_comes_with_its_reason():
+    scheduler = GradientScheduler([1, 3], SchedulerConfig(round_trials=4, warmup_trials=1), costs=[1.0, 1.0])
+    curves = [[], []]
+    assert scheduler.next_task(curves) == 1 and scheduler.reason(1, curves).startswith("warm-up, 1 of 2")
+    curves = [[2e-3], [np.inf]]
+    assert scheduler.reason(1, curves).startswith("no valid kernel yet")
+    curves = [[2e-3], [1e-3] * 4]
+    index = scheduler.next_task(curves)
+    assert scheduler.reason(index, curves).startswith("largest expected gain") and "calls x" in scheduler.reason(index, curves)

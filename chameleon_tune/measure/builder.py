@@ -3,6 +3,13 @@
 MetaSchedule's LocalBuilder starts a fresh worker that imports TVM's tensor
 intrinsics (~20-45 s here) per build batch and times out; our workers import
 TVM once and stay alive, one per core.
+
+A kernel whose weights were given a new layout (MetaSchedule's ``RewriteLayout``)
+re-lays them out on every call of ``main``; in the compiled model that happens once,
+at compile time. So such a library also gets a ``compute`` entry without that step
+(``RemoveWeightLayoutRewriteBlock``, as MetaSchedule's own builder does), and a
+sidecar file names it with its argument shapes: ``main`` is what is checked against
+the reference, ``compute`` what is timed.
 """
 
 from __future__ import annotations
@@ -26,12 +33,56 @@ def _target(target_json: str):
     return tvm.target.Target(json.loads(target_json))
 
 
+COMPUTE = "compute"
+
+
 def build_artifact(mod, target_json: str, path: str) -> str:
     """Worker side: compile ``mod`` and export it as a shared library at ``path``."""
     import tvm
 
+    mod, timed = _with_compute_entry(mod)
     tvm.compile(mod, target=_target(target_json)).export_library(path)
+    if timed is not None:
+        with open(_timed_path(path), "w") as f:
+            json.dump(timed, f)
     return path
+
+
+def _with_compute_entry(mod):
+    """``(module, timed entry)``: ``mod`` plus a ``compute`` entry if its weights are re-laid out."""
+    import tvm
+    import tvm_ffi
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+
+    compute = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod)
+    if tvm_ffi.structural_equal(compute, mod):
+        return mod, None
+    func = compute["main"]
+    both = tvm.IRModule({"main": mod["main"], COMPUTE: func.with_attr("global_symbol", COMPUTE)})
+    args = [[[int(d) for d in a.shape], str(a.dtype)] for a in ms.arg_info.ArgInfo.from_prim_func(func)]
+    return both, {"func_name": COMPUTE, "args": args}
+
+
+def timed_entry(artifact: str, func_name: str, args: list) -> tuple[str, list]:
+    """The function of ``artifact`` to time and its argument specs: ``compute`` where the
+    builder made one, else the checked function itself."""
+    path = _timed_path(artifact)
+    if not os.path.exists(path):
+        return func_name, args
+    with open(path) as f:
+        timed = json.load(f)
+    return timed["func_name"], [(tuple(shape), dtype) for shape, dtype in timed["args"]]
+
+
+def remove_artifact(artifact: str) -> None:
+    for path in (artifact, _timed_path(artifact)):
+        if os.path.exists(path):
+            os.remove(path)
+
+
+def _timed_path(artifact: str) -> str:
+    return artifact + ".timed.json"
 
 
 class LocalBuilder:

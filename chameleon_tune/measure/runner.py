@@ -15,6 +15,7 @@ from typing import Callable
 
 import numpy as np
 
+from .builder import timed_entry
 from .interference import NOISY_CORES, CpuWatch, keep_quiet, rotated
 from .types import RUN, TIMEOUT, WRONG, MeasureOptions, RunResult
 from .worker import IsolatedWorker, RemoteError, WorkerCrash, WorkerTimeout
@@ -98,6 +99,15 @@ def check_module(module, dev, func_name: str, args: list[ArgSpec], reference: li
     return tensors, None
 
 
+def timed_tensors(dev, checked: list, timed: tuple[str, list[ArgSpec]] | None) -> list:
+    """The tensors to time with: the checked call's, or fresh ones for a separate timed entry."""
+    import tvm
+
+    if timed is None:
+        return checked
+    return [tvm.runtime.tensor(a, dev) for a in random_arguments(timed[1])]
+
+
 def time_module(module, dev, func_name: str, tensors, options: MeasureOptions, repeat: int | None = None) -> tuple[float, ...]:
     """Seconds per call, one sample per repeat (``options.number`` calls or more, see ``min_repeat_ms``)."""
     evaluator = module.time_evaluator(
@@ -112,13 +122,25 @@ def time_module(module, dev, func_name: str, tensors, options: MeasureOptions, r
 
 
 def check_and_time_module(
-    module, dev, func_name: str, args: list[ArgSpec], reference: list[np.ndarray] | None, options: MeasureOptions
+    module, dev, func_name: str, args: list[ArgSpec], reference: list[np.ndarray] | None, options: MeasureOptions,
+    timed: tuple[str, list[ArgSpec]] | None = None,
 ) -> tuple[tuple[float, ...], str | None]:
-    """``(run_secs, mismatch message or None)`` of a loaded module, local or remote."""
+    """``(run_secs, mismatch message or None)`` of a loaded module, local or remote; ``timed``
+    (``builder.timed_entry``) names the entry to time when it is not the checked one."""
     tensors, mismatch = check_module(module, dev, func_name, args, reference, options.rtol)
     if mismatch is not None:
         return (), mismatch
-    return time_module(module, dev, func_name, tensors, options), None
+    return time_module(module, dev, _timed_name(func_name, timed), timed_tensors(dev, tensors, timed), options), None
+
+
+def _timed_name(func_name: str, timed: tuple[str, list[ArgSpec]] | None) -> str:
+    return func_name if timed is None else timed[0]
+
+
+def timed_spec(artifact: str, func_name: str, args: list[ArgSpec]) -> tuple[str, list[ArgSpec]] | None:
+    """What to time in ``artifact`` when it is not the checked entry (see ``builder.py``), else None."""
+    name, timed_args = timed_entry(artifact, func_name, args)
+    return None if name == func_name else (name, timed_args)
 
 
 def compute_reference(path: str, func_name: str, args: list[ArgSpec]) -> None:
@@ -148,9 +170,11 @@ def check_and_time(
     tensors, mismatch = check_module(module, dev, func_name, args, expected, options.rtol)
     if mismatch is not None:
         return (), mismatch, None
+    timed = timed_spec(path, func_name, args)
+    tensors = timed_tensors(dev, tensors, timed)
     watch = _watch()
     watch.start()
-    secs = time_module(module, dev, func_name, tensors, options)
+    secs = time_module(module, dev, _timed_name(func_name, timed), tensors, options)
     return secs, None, watch.stop().cores
 
 
@@ -180,20 +204,21 @@ def retime_side_by_side(
     for path in paths:
         module = tvm.runtime.load_module(path)
         tensors, mismatch = check_module(module, dev, func_name, args, expected, options.rtol)
-        loaded.append((module, tensors, mismatch))
+        timed = timed_spec(path, func_name, args)
+        loaded.append((module, _timed_name(func_name, timed), timed_tensors(dev, tensors, timed), mismatch))
     samples: list[list[float]] = [[] for _ in paths]
     seen: list[list[float]] = [[] for _ in paths]
     for r in range(rounds):
         # One window per round: a single kernel's sample is too short for the tick-based accounting.
         watch.start()
-        timed = [k for k in rotated(range(len(paths)), r) if loaded[k][2] is None]
-        for k in timed:
-            module, tensors, _mismatch = loaded[k]
-            samples[k].extend(time_module(module, dev, func_name, tensors, options, repeat=1))
+        timed_now = [k for k in rotated(range(len(paths)), r) if loaded[k][3] is None]
+        for k in timed_now:
+            module, name, tensors, _mismatch = loaded[k]
+            samples[k].extend(time_module(module, dev, name, tensors, options, repeat=1))
         cores = watch.stop().cores
-        for k in timed:
+        for k in timed_now:
             seen[k].append(cores)
-    return [(tuple(s), mismatch, tuple(i)) for s, i, (_m, _t, mismatch) in zip(samples, seen, loaded)]
+    return [(tuple(s), mismatch, tuple(i)) for s, i, (*_loaded, mismatch) in zip(samples, seen, loaded)]
 
 
 class LocalRunner(Runner):

@@ -15,7 +15,7 @@ import numpy as np
 from ..tvm_space import TVMSpace, target_cores
 from .interference import kernel_cpus
 from .base import Measurer, OnResult
-from .builder import LocalBuilder
+from .builder import LocalBuilder, remove_artifact
 from .runner import LocalRunner, Runner
 from .types import BUILD, INVALID, TIMEOUT, MeasureOptions, MeasureResult, RunnerConfig, RunResult
 
@@ -93,7 +93,7 @@ class TVMMeasurer(Measurer):
 
         def finished(k: int, run: RunResult) -> None:
             i, artifact, build_s = runnable[k]
-            os.remove(artifact)
+            remove_artifact(artifact)
             results[i] = _result(run, build_s)
             if results[i].valid:
                 self._commit(schedules[i][0], run.run_secs)
@@ -127,7 +127,7 @@ class TVMMeasurer(Measurer):
             for k, run in zip(where, self.runner.retime(artifacts, rounds)):
                 results[k] = _result(run, 0.0)  # kept in retimed.jsonl; the database holds each trial once
         for artifact in artifacts:
-            os.remove(artifact)
+            remove_artifact(artifact)
         self.run_s += time.perf_counter() - start
         return results
 

@@ -74,12 +74,12 @@ def _load(spec: str, threads: int, builtins: tuple[str, ...]) -> ImportedModel:
 def _builtin(name: str, threads: int) -> ImportedModel:
     import torch
 
-    from .networks import INPUT_SHAPE, build_model
+    from .networks import build_model, input_shape
 
     torch.manual_seed(0)  # the same random weights on every run over one directory
     model = build_model(name)
     with torch.no_grad():
-        program = torch.export.export(model, (torch.randn(INPUT_SHAPE),))
+        program = torch.export.export(model, (torch.randn(input_shape(name)),))
     return _from_exported(name, program, model, threads)
 
 

@@ -1,4 +1,4 @@
-"""The paper's networks as plain PyTorch modules with random weights.
+"""The paper's networks (and one transformer layer) as plain PyTorch modules with random weights.
 
 torchvision is not installable here, so the architectures are written out
 with the same layer shapes and the same layer order as torchvision's, which
@@ -7,6 +7,7 @@ is what matters for extracting tuning tasks. Nothing is downloaded.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -251,14 +252,51 @@ class MobileNetV2(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
+class BertLayer(nn.Module):
+    """One BERT-base encoder layer (post-norm, as in BERT): hidden 768, 12 heads, FFN 3072, GELU.
+
+    Attention is written out (batched matmuls, softmax) rather than taken from
+    ``nn.MultiheadAttention``, whose fused kernel a compiler cannot see into.
+    """
+
+    def __init__(self, hidden: int = 768, heads: int = 12, ffn: int = 3072) -> None:
+        super().__init__()
+        self.heads, self.head_dim = heads, hidden // heads
+        self.query, self.key, self.value = (nn.Linear(hidden, hidden) for _ in range(3))
+        self.attention_out = nn.Linear(hidden, hidden)
+        self.attention_norm = nn.LayerNorm(hidden, eps=1e-12)
+        self.intermediate = nn.Linear(hidden, ffn)
+        self.output = nn.Linear(ffn, hidden)
+        self.output_norm = nn.LayerNorm(hidden, eps=1e-12)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, seq, hidden = x.shape
+
+        def split(t: torch.Tensor) -> torch.Tensor:
+            return t.reshape(batch, seq, self.heads, self.head_dim).transpose(1, 2)
+
+        q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
+        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_dim)
+        context = torch.matmul(torch.softmax(scores, dim=-1), v).transpose(1, 2).reshape(batch, seq, hidden)
+        x = self.attention_norm(x + self.attention_out(context))
+        return self.output_norm(x + self.output(nn.functional.gelu(self.intermediate(x))))
+
+
 _BUILDERS: dict[str, Callable[[], nn.Module]] = {
     "alexnet": AlexNet,
     "vgg16": VGG16,
     "resnet18": ResNet18,
     "mobilenet_v2": MobileNetV2,
     "resnet50": ResNet50,
+    "bert_base_layer": BertLayer,
 }
 MODELS: tuple[str, ...] = tuple(_BUILDERS)
+_INPUT_SHAPES = {"bert_base_layer": (1, 128, 768)}  # batch 1, sequence 128, hidden 768
+
+
+def input_shape(name: str) -> tuple[int, ...]:
+    """The input a built-in model is exported and tuned for: an image, or hidden states."""
+    return _INPUT_SHAPES.get(name, INPUT_SHAPE)
 
 
 def build_model(name: str) -> nn.Module:

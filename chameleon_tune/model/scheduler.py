@@ -101,8 +101,11 @@ class GradientScheduler:
         self.weights = np.asarray(weights, dtype=np.float64)
         self.config = config
         costs = np.ones_like(self.weights) if costs is None else np.asarray(costs, dtype=np.float64)
+        expected = self.weights * costs
+        self.expected_share = expected / expected.sum() if expected.sum() > 0 else np.full_like(expected, 1 / len(expected))
+        """Each task's expected share of the model's latency, before anything is measured."""
         # Heaviest expected share first; ties keep the model's order.
-        self.warmup_order = [int(i) for i in np.argsort(-(self.weights * costs), kind="stable")]
+        self.warmup_order = [int(i) for i in np.argsort(-expected, kind="stable")]
 
     def turn_trials(self, trials_so_far: int) -> int:
         """How many trials a task's next turn gets: a short first one, then full rounds."""

@@ -58,6 +58,9 @@ TRIALS_PER_TASK = 40
 """The default budget of a model: this many trials per task."""
 UNMEASURED_S = 1e9
 """The run time recorded for a fallback schedule nobody timed."""
+ANCHOR_SHARE = 0.05
+"""A task expected to take this share of the model's latency, with no measured sibling to start
+from, gets a full round as its first turn: a random first trial would be a poor start to pass on."""
 STARTING_CONFIGS = 2
 """Configurations a task's first turn takes from its most similar measured task."""
 
@@ -104,6 +107,7 @@ def tune_model(
     pipeline: Pipeline = Pipeline(),
     time_budget_s: float | None = None,
     until: str | None = None,
+    carry_starts: bool = True,
 ) -> ModelTuneResult:
     """Tune ``model`` (a built-in name, or a ``.pt2`` / ``.onnx`` file) into ``output``.
 
@@ -113,7 +117,8 @@ def tune_model(
     latency such as ``8ms``) stops tuning once a verified build is faster (see ``goal.py``).
     ``runner`` says where kernels are measured (this machine, or RPC devices); the tuned
     model is timed against ``references`` (and the model's own runtime); ``pipeline`` says
-    which graph rewrites surround tuning. Raises :class:`UsageError` for bad input and
+    which graph rewrites surround tuning; ``carry_starts`` False starts every task from its
+    strategy's own first picks instead of a similar task's best (an ablation). Raises :class:`UsageError` for bad input and
     ``VerificationError`` when the tuned model's output does not match the reference (then
     nothing is exported).
     """
@@ -146,13 +151,14 @@ def tune_model(
         budget = trials or (None if time_budget_s else TRIALS_PER_TASK * len(model_tasks))
         tasks, resumed = _tune_tasks(
             built, model_tasks, output, strategy, _Budget(budget, time_budget_s, start, goal), seed, options,
-            SchedulerConfig(round_trials=round_trials), progress, runner,
+            SchedulerConfig(round_trials=round_trials), progress, runner, carry_starts,
         )  # fmt: skip
         tuning_wall_s = time.perf_counter() - start
         return _build_and_report(built, tasks, references, {
             "model": imported.name, "strategy": strategy, "budget": budget, "time_budget_s": time_budget_s,
             "resumed": resumed, "tuning_wall_s": tuning_wall_s, "target": str(tvm_target), "threads": threads,
             "seed": seed, "output": output, "pipeline": pipeline.to_json(), "until": goal.to_json() if goal else None,
+            "carry_starts": carry_starts,
         })  # fmt: skip
 
 
@@ -222,7 +228,9 @@ def _goal(built: _Model, name: str, latency_s: float | None) -> Goal:
     return Goal(name, time_side_by_side(runs)[name].seconds, runs[name])
 
 
-def _tune_tasks(built: _Model, model_tasks, output, strategy, budget: _Budget, seed, options, config, progress, runner):
+def _tune_tasks(
+    built: _Model, model_tasks, output, strategy, budget: _Budget, seed, options, config, progress, runner, carry_starts
+):
     """Spend the budget on the tasks, re-time each task's best: ``(tasks, resumed)``."""
     from ..measure.tvm_measurer import make_builder, make_runner
     from ..tuner import retime_best
@@ -234,7 +242,7 @@ def _tune_tasks(built: _Model, model_tasks, output, strategy, budget: _Budget, s
         tasks = [_open(task, i, output, target, seed, options, builder, measure_on) for i, task in enumerate(model_tasks)]
         resumed = sum(len(t.history) for t in tasks)
         stop = _goal_check(built, tasks, budget) if budget.goal else None
-        _spend(tasks, strategy, budget, seed, config, progress, SchedulerLog(output), stop)
+        _spend(tasks, strategy, budget, seed, config, progress, SchedulerLog(output), stop, carry_starts)
         for t in tasks:  # once, at the end: the record each task is compiled with is its fastest
             t.measurer.prepare()
             retime_best(t.measurer, t.history)
@@ -414,7 +422,7 @@ def _open(task: ModelTask, index: int, output: str, target, seed: int, options, 
 
 def _spend(
     tasks: list[_Task], strategy: str, budget: _Budget, seed: int, config: SchedulerConfig, progress: bool,
-    log: "SchedulerLog", stop=None,
+    log: "SchedulerLog", stop=None, carry_starts: bool = True,
 ) -> None:
     """Give rounds of trials to the task the scheduler picks until the budget is spent.
 
@@ -422,7 +430,8 @@ def _spend(
     rerun resumes: the cost model refits on every trial so far and the PPO
     policy reloads from the task's ``policy.pt``; the tuning loop is the same.
     A task's first turn starts from the best configurations of the most similar task
-    measured already (``transfer.py``), not from a random draw. ``stop()``, if given,
+    measured already (``transfer.py``), not from a random draw; the first heavy task of
+    its kind gets a full round instead, so that what it passes on is worth having. ``stop()``, if given,
     is asked after every round whether to end tuning (the ``--until`` goal).
     """
     from ..search.base import TaskContext
@@ -441,12 +450,19 @@ def _spend(
             if index is None:
                 break
             t = tasks[index]
-            turn = scheduler.turn_trials(len(t.history))
+            first = not len(t.history)
+            seeds, source = _starting_configs(t, tasks) if carry_starts and first else (None, None)
+            turn, why = scheduler.turn_trials(len(t.history)), scheduler.reason(index, curves)
+            waiting = sum(1 for o in tasks if o is not t and not len(o.history))
+            if (
+                carry_starts and first and seeds is None and scheduler.expected_share[index] >= ANCHOR_SHARE
+                and budget.left(spent) - config.round_trials >= waiting * config.warmup_trials  # never at others' warm-up
+            ):  # fmt: skip
+                turn, why = config.round_trials, f"{why}; the first of its kind: a full round, its siblings start from its best"
             goal = len(t.history) + min(turn, budget.left(spent), t.tvm_space.space.size - len(t.history))
             bars.start(t.task.name, len(t.history), goal)
             t.measurer.prepare()  # the shared runner now checks against this task's reference
-            seeds, source = _starting_configs(t, tasks) if not len(t.history) else (None, None)
-            log.round(spent, t.task.name, goal - len(t.history), scheduler.reason(index, curves), source)
+            log.round(spent, t.task.name, goal - len(t.history), why, source)
             context = TaskContext(
                 t.tvm_space.space,
                 t.history,
