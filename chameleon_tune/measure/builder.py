@@ -64,12 +64,12 @@ def _with_compute_entry(mod):
     return both, {"func_name": COMPUTE, "args": args}
 
 
-def timed_entry(artifact: str, func_name: str, args: list) -> tuple[str, list]:
-    """The function of ``artifact`` to time and its argument specs: ``compute`` where the
-    builder made one, else the checked function itself."""
+def timed_entry(artifact: str) -> tuple[str, list] | None:
+    """``(function, argument specs)`` to time in ``artifact`` where the builder made a separate
+    ``compute`` entry; None: time the checked function itself."""
     path = _timed_path(artifact)
     if not os.path.exists(path):
-        return func_name, args
+        return None
     with open(path) as f:
         timed = json.load(f)
     return timed["func_name"], [(tuple(shape), dtype) for shape, dtype in timed["args"]]

@@ -29,7 +29,8 @@ from typing import Callable
 
 import numpy as np
 
-from .runner import ArgSpec, Runner, check_and_time_module, run_once, timed_spec
+from .builder import timed_entry
+from .runner import ArgSpec, Runner, check_and_time_module, run_once
 from .types import RUN, TIMEOUT, WRONG, MeasureOptions, RunnerConfig, RunResult, short_error
 from .worker import IsolatedWorker, RemoteError, WorkerError
 
@@ -135,7 +136,7 @@ def check_and_time_on_device(
     options: MeasureOptions,
 ):
     """Client-worker side: ``(run_secs, mismatch or None)`` of ``artifact`` on a device."""
-    timed = timed_spec(artifact, func_name, args)
+    timed = timed_entry(artifact)  # read here: the sidecar file stays on this machine
     return _on_device(
         devices, timeout_s, artifact,
         lambda module, dev: check_and_time_module(module, dev, func_name, args, expected, options, timed),

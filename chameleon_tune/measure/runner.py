@@ -99,13 +99,15 @@ def check_module(module, dev, func_name: str, args: list[ArgSpec], reference: li
     return tensors, None
 
 
-def timed_tensors(dev, checked: list, timed: tuple[str, list[ArgSpec]] | None) -> list:
-    """The tensors to time with: the checked call's, or fresh ones for a separate timed entry."""
+def timed_call(dev, func_name: str, checked: list, timed: tuple[str, list[ArgSpec]] | None) -> tuple[str, list]:
+    """``(function, tensors)`` to time: the checked call's, or a separate timed entry
+    (``builder.timed_entry``) with fresh tensors of its own shapes."""
     import tvm
 
     if timed is None:
-        return checked
-    return [tvm.runtime.tensor(a, dev) for a in random_arguments(timed[1])]
+        return func_name, checked
+    name, args = timed
+    return name, [tvm.runtime.tensor(a, dev) for a in random_arguments(args)]
 
 
 def time_module(module, dev, func_name: str, tensors, options: MeasureOptions, repeat: int | None = None) -> tuple[float, ...]:
@@ -130,17 +132,7 @@ def check_and_time_module(
     tensors, mismatch = check_module(module, dev, func_name, args, reference, options.rtol)
     if mismatch is not None:
         return (), mismatch
-    return time_module(module, dev, _timed_name(func_name, timed), timed_tensors(dev, tensors, timed), options), None
-
-
-def _timed_name(func_name: str, timed: tuple[str, list[ArgSpec]] | None) -> str:
-    return func_name if timed is None else timed[0]
-
-
-def timed_spec(artifact: str, func_name: str, args: list[ArgSpec]) -> tuple[str, list[ArgSpec]] | None:
-    """What to time in ``artifact`` when it is not the checked entry (see ``builder.py``), else None."""
-    name, timed_args = timed_entry(artifact, func_name, args)
-    return None if name == func_name else (name, timed_args)
+    return time_module(module, dev, *timed_call(dev, func_name, tensors, timed), options), None
 
 
 def compute_reference(path: str, func_name: str, args: list[ArgSpec]) -> None:
@@ -170,11 +162,10 @@ def check_and_time(
     tensors, mismatch = check_module(module, dev, func_name, args, expected, options.rtol)
     if mismatch is not None:
         return (), mismatch, None
-    timed = timed_spec(path, func_name, args)
-    tensors = timed_tensors(dev, tensors, timed)
+    name, tensors = timed_call(dev, func_name, tensors, timed_entry(path))
     watch = _watch()
     watch.start()
-    secs = time_module(module, dev, _timed_name(func_name, timed), tensors, options)
+    secs = time_module(module, dev, name, tensors, options)
     return secs, None, watch.stop().cores
 
 
@@ -204,8 +195,7 @@ def retime_side_by_side(
     for path in paths:
         module = tvm.runtime.load_module(path)
         tensors, mismatch = check_module(module, dev, func_name, args, expected, options.rtol)
-        timed = timed_spec(path, func_name, args)
-        loaded.append((module, _timed_name(func_name, timed), timed_tensors(dev, tensors, timed), mismatch))
+        loaded.append((module, *timed_call(dev, func_name, tensors, timed_entry(path)), mismatch))
     samples: list[list[float]] = [[] for _ in paths]
     seen: list[list[float]] = [[] for _ in paths]
     for r in range(rounds):

@@ -74,7 +74,7 @@ def estimate_cost_s(mod) -> float:
 
 def warmup_trials(budget: int, n_tasks: int, config: SchedulerConfig) -> int:
     """Trials of each task's first turn: at most a quarter of the budget goes to the warm-up,
-    never fewer than one trial a task (a task never measured keeps TVM's naive default)."""
+    never fewer than one trial a task (a task never measured gets only an unmeasured fallback schedule)."""
     return int(np.clip(budget // (4 * max(n_tasks, 1)), 1, min(config.warmup_trials, config.round_trials)))
 
 
@@ -89,7 +89,7 @@ class SchedulerConfig:
     window: int = 3
     """Rounds over which the observed gradient is taken (MetaSchedule: 3)."""
     patience: int = 2
-    """Rounds a task may spend without one valid kernel before it is left to its default schedule."""
+    """Rounds a task may spend without one valid kernel before it is left to a fallback schedule."""
 
 
 class GradientScheduler:
@@ -133,7 +133,7 @@ class GradientScheduler:
             return f"warm-up, {rank} of {len(self.weights)} by expected share of the model's latency"
         best = float(curve[-1])
         if not np.isfinite(best):
-            return "no valid kernel yet: its default schedule is the untuned one"
+            return "no valid kernel yet: it would run an unmeasured fallback schedule"
         gradient = self.gradient(curve, self.weights[index])
         return (
             f"largest expected gain: {gradient * 1e3:.4g} ms of model latency per round "
@@ -146,7 +146,7 @@ class GradientScheduler:
         trials = len(curve)
         best = float(curve[-1])
         if not np.isfinite(best):
-            # Its default schedule is the untuned one, likely slow: retry it before other work.
+            # Only an unmeasured fallback schedule so far, likely slow: retry it before other work.
             return np.inf if trials < cfg.patience * cfg.round_trials else None
         rounds = trials / cfg.round_trials
         optimistic = best / rounds

@@ -118,9 +118,9 @@ def tune_model(
     ``runner`` says where kernels are measured (this machine, or RPC devices); the tuned
     model is timed against ``references`` (and the model's own runtime); ``pipeline`` says
     which graph rewrites surround tuning; ``carry_starts`` False starts every task from its
-    strategy's own first picks instead of a similar task's best (an ablation). Raises :class:`UsageError` for bad input and
-    ``VerificationError`` when the tuned model's output does not match the reference (then
-    nothing is exported).
+    strategy's own first picks instead of a similar task's best (an ablation). Raises
+    :class:`UsageError` for bad input and ``VerificationError`` when the tuned model's output
+    does not match the reference (then nothing is exported).
     """
     if (trials is not None and trials < 1) or round_trials < 1:
         raise UsageError("--trials and --round-trials must be at least 1")
@@ -260,7 +260,7 @@ def _goal_check(built: _Model, tasks: list[_Task], budget: _Budget):
     def reached() -> bool:
         bests = [t.history.best() for t in tasks]
         if any(b is None for b in bests):
-            return False  # a task on TVM's naive default: the model cannot be near any goal yet
+            return False  # a task without a measured record: the estimate cannot say yet
         estimate = final_estimate(weights, bests)
         if not goal.due(estimate):
             return False
@@ -431,8 +431,8 @@ def _spend(
     policy reloads from the task's ``policy.pt``; the tuning loop is the same.
     A task's first turn starts from the best configurations of the most similar task
     measured already (``transfer.py``), not from a random draw; the first heavy task of
-    its kind gets a full round instead, so that what it passes on is worth having. ``stop()``, if given,
-    is asked after every round whether to end tuning (the ``--until`` goal).
+    its kind gets a full round instead, so that what it passes on is worth having.
+    ``stop()``, if given, is asked after every round whether to end tuning (``--until``).
     """
     from ..search.base import TaskContext
     from ..tuner import tune
@@ -450,12 +450,12 @@ def _spend(
             if index is None:
                 break
             t = tasks[index]
-            first = not len(t.history)
-            seeds, source = _starting_configs(t, tasks) if carry_starts and first else (None, None)
+            first = carry_starts and not len(t.history)
+            seeds, source = _starting_configs(t, tasks) if first else (None, None)
             turn, why = scheduler.turn_trials(len(t.history)), scheduler.reason(index, curves)
             waiting = sum(1 for o in tasks if o is not t and not len(o.history))
             if (
-                carry_starts and first and seeds is None and scheduler.expected_share[index] >= ANCHOR_SHARE
+                first and seeds is None and scheduler.expected_share[index] >= ANCHOR_SHARE
                 and budget.left(spent) - config.round_trials >= waiting * config.warmup_trials  # never at others' warm-up
             ):  # fmt: skip
                 turn, why = config.round_trials, f"{why}; the first of its kind: a full round, its siblings start from its best"
