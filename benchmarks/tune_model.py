@@ -12,7 +12,8 @@ the same process. At the end all exported models and the references are timed ag
 in interleaved rounds (``side_by_side``): the ratios to quote.
 ``--variants`` (ablation): ``default``, ``no-prepack`` (weights in their original layout),
 ``no-fold`` (batch norm not folded), ``plain`` (neither), ``no-starts`` (first turns from
-the strategy, not from a similar task's best).
+the strategy, not from a similar task's best), ``warm`` (kernels timed with their arguments
+left in cache, not flushed before each call).
 ``--tasks-only`` lists the model's tuning tasks and weights without tuning.
 """
 
@@ -126,6 +127,7 @@ def side_by_side(model: str, directories: list[str], rounds: int, references: li
 
 
 def _variants() -> dict[str, dict]:
+    from chameleon_tune.measure.types import MeasureOptions
     from chameleon_tune.model.pipeline import Pipeline
 
     return {
@@ -134,6 +136,7 @@ def _variants() -> dict[str, dict]:
         "no-fold": {"pipeline": Pipeline(fold_batch_norm=False)},
         "plain": {"pipeline": Pipeline(fold_batch_norm=False, prepack_weights=False)},
         "no-starts": {"carry_starts": False},
+        "warm": {"options": MeasureOptions(enable_cpu_cache_flush=False)},
     }
 
 

@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--references", default=",".join(REFERENCES),
         help=f"runtimes the tuned model is timed against, besides the model's own (default {','.join(REFERENCES)})",
     )  # fmt: skip
-    _add_measure_arguments(model)
+    _add_measure_arguments(model, cache_flush=True)  # in a model, the other operators evict a kernel's weights
     add_runner_arguments(model)
     model.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
 
@@ -104,14 +104,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_measure_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_measure_arguments(parser: argparse.ArgumentParser, cache_flush: bool = False) -> None:
     from .measure.types import MeasureOptions
 
     d = MeasureOptions()
     parser.add_argument("--number", type=int, default=d.number, help=f"kernel calls per timed repeat (default {d.number})")
     parser.add_argument("--repeat", type=int, default=d.repeat, help=f"timed repeats per configuration, the fastest counts (default {d.repeat})")
     parser.add_argument("--min-repeat-ms", type=int, default=d.min_repeat_ms, help=f"shortest repeat: more calls for fast kernels (default {d.min_repeat_ms})")
-    parser.add_argument("--cache-flush", action="store_true", help="flush CPU caches before each timed call")
+    parser.add_argument(
+        "--cache-flush", action=argparse.BooleanOptionalAction, default=cache_flush,
+        help=f"time each call with its weights and outputs flushed from the CPU caches (default {'on' if cache_flush else 'off'})",
+    )  # fmt: skip
     parser.add_argument("--build-timeout", type=float, default=d.build_timeout_s, help="seconds allowed to compile one configuration")
     parser.add_argument("--run-timeout", type=float, default=d.run_timeout_s, help="seconds allowed to check and time one configuration")
     parser.add_argument(

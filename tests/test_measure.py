@@ -68,3 +68,16 @@ def test_valid_kernels_are_timed_and_checked(measurer):
         assert len(r.run_secs) == measurer.options.repeat
         assert r.latency_s == min(r.run_secs)  # the fastest repeat: interference only ever slows
         assert r.build_s > 0 and r.run_s > 0
+
+
+def test_cold_cache_timing_takes_one_flushed_call_per_sample(matmul_space):
+    from chameleon_tune.measure.tvm_measurer import TVMMeasurer
+
+    options = MeasureOptions(number=2, repeat=3, enable_cpu_cache_flush=True, run_timeout_s=8.0)
+    m = TVMMeasurer(matmul_space, options, flops=2 * 64**3)
+    try:
+        results = m.measure(m.space.sample(np.random.default_rng(5), 2))
+    finally:
+        m.close()
+    assert all(r.valid for r in results), [r.error_msg for r in results]
+    assert all(len(r.run_secs) == options.number * options.repeat for r in results)

@@ -111,14 +111,23 @@ def timed_call(dev, func_name: str, checked: list, timed: tuple[str, list[ArgSpe
 
 
 def time_module(module, dev, func_name: str, tensors, options: MeasureOptions, repeat: int | None = None) -> tuple[float, ...]:
-    """Seconds per call, one sample per repeat (``options.number`` calls or more, see ``min_repeat_ms``)."""
+    """Seconds per call, one sample per repeat.
+
+    Warm (the default): a repeat is ``options.number`` calls or more (see ``min_repeat_ms``),
+    the arguments staying in cache from one call to the next. With ``enable_cpu_cache_flush``,
+    every sample is one call right after all arguments but the first (the input) were flushed
+    from the caches, and there are ``number`` times as many of them.
+    """
+    repeat = options.repeat if repeat is None else repeat
+    flush = options.enable_cpu_cache_flush
     evaluator = module.time_evaluator(
         func_name,
         dev,
-        number=options.number,
-        repeat=options.repeat if repeat is None else repeat,
-        min_repeat_ms=options.min_repeat_ms,
-        f_preproc="cache_flush_cpu_non_first_arg" if options.enable_cpu_cache_flush else "",
+        number=1 if flush else options.number,
+        repeat=repeat * options.number if flush else repeat,
+        min_repeat_ms=0 if flush else options.min_repeat_ms,
+        # TVM flushes before each repeat, not each call: hence one call per repeat.
+        f_preproc="cache_flush_cpu_non_first_arg" if flush else "",
     )
     return tuple(float(s) for s in evaluator(*tensors).results)
 

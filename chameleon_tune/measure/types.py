@@ -28,7 +28,11 @@ class MeasureOptions:
     """Raise ``number`` until one repeat lasts at least this long (steadier short kernels; and a
     timing window of 100 ms or more, long enough to see other work in the CPU accounting)."""
     enable_cpu_cache_flush: bool = False
-    """Flush the CPU caches (all arguments but the first) before each call."""
+    """Time each call on a cold cache: all arguments but the first (the input) are flushed
+    before it, and each sample is one call (``number`` x ``repeat`` samples; ``min_repeat_ms``
+    unused). In a whole model a kernel's weights were evicted by the other operators since
+    its last call, and kernels that tie warm can differ by a third there (BENCHMARKS.md §12);
+    ``tune-model`` times this way by default."""
     build_timeout_s: float = 30.0
     """Limit for compiling one configuration."""
     run_timeout_s: float = 10.0

@@ -99,7 +99,7 @@ def tune_model(
     output: str,
     target: str = "llvm",
     seed: int = 0,
-    options: MeasureOptions = MeasureOptions(),
+    options: MeasureOptions = MeasureOptions(enable_cpu_cache_flush=True),
     round_trials: int = SchedulerConfig.round_trials,
     progress: bool = False,
     runner: RunnerConfig = RunnerConfig(),
@@ -115,9 +115,10 @@ def tune_model(
     model, :data:`TRIALS_PER_TASK` a task, or unbounded under a ``time_budget_s``);
     ``time_budget_s`` bounds the tuning time of this run; ``until`` (a reference's name or a
     latency such as ``8ms``) stops tuning once a verified build is faster (see ``goal.py``).
-    ``runner`` says where kernels are measured (this machine, or RPC devices); the tuned
-    model is timed against ``references`` (and the model's own runtime); ``pipeline`` says
-    which graph rewrites surround tuning; ``carry_starts`` False starts every task from its
+    ``options`` say how kernels are built and timed (by default each call on a cold cache, its
+    weights flushed, as in the model); ``runner`` says where kernels are measured (this machine,
+    or RPC devices); the tuned model is timed against ``references`` (and the model's own
+    runtime); ``pipeline`` says which graph rewrites surround tuning; ``carry_starts`` False starts every task from its
     strategy's own first picks instead of a similar task's best (an ablation). Raises
     :class:`UsageError` for bad input and ``VerificationError`` when the tuned model's output
     does not match the reference (then nothing is exported).
@@ -143,6 +144,7 @@ def tune_model(
     with locked(output, "output directory"):
         _claim_work_dir(output, {
             "model": imported.name, "target": str(tvm_target), "strategy": strategy, "pipeline": pipeline.to_json(),
+            "cache_flush": options.enable_cpu_cache_flush,  # warm and cold timings do not rank alike
         })  # fmt: skip
         start = time.perf_counter()
         built = _Model.compile_ready(imported, pipeline, tvm_target, threads)
@@ -158,7 +160,7 @@ def tune_model(
             "model": imported.name, "strategy": strategy, "budget": budget, "time_budget_s": time_budget_s,
             "resumed": resumed, "tuning_wall_s": tuning_wall_s, "target": str(tvm_target), "threads": threads,
             "seed": seed, "output": output, "pipeline": pipeline.to_json(), "until": goal.to_json() if goal else None,
-            "carry_starts": carry_starts,
+            "carry_starts": carry_starts, "cache_flush": options.enable_cpu_cache_flush,
         })  # fmt: skip
 
 
