@@ -12,7 +12,8 @@ the same process. At the end all exported models and the references are timed ag
 in interleaved rounds (``side_by_side``): the ratios to quote.
 ``--variants`` (ablation): ``default``, ``no-prepack`` (weights in their original layout),
 ``no-fold`` (batch norm not folded), ``plain`` (neither), ``no-starts`` (first turns from
-the strategy, not from a similar task's best), ``warm`` (kernels timed with their arguments
+the strategy, not from a similar task's best), ``no-shared`` (each task's cost model learns
+from its own measurements alone), ``warm`` (kernels timed with their arguments
 left in cache, not flushed before each call).
 ``--tasks-only`` lists the model's tuning tasks and weights without tuning.
 """
@@ -30,6 +31,7 @@ import time
 def list_tasks(model: str) -> list[dict]:
     from chameleon_tune.model.importer import load_model
     from chameleon_tune.model.pipeline import Pipeline
+    from chameleon_tune.model.transfer import Transfer
     from chameleon_tune.model.scheduler import extract_tasks
     from chameleon_tune.tvm_space import host_target
 
@@ -129,13 +131,15 @@ def side_by_side(model: str, directories: list[str], rounds: int, references: li
 def _variants() -> dict[str, dict]:
     from chameleon_tune.measure.types import MeasureOptions
     from chameleon_tune.model.pipeline import Pipeline
+    from chameleon_tune.model.transfer import Transfer
 
     return {
         "default": {},
         "no-prepack": {"pipeline": Pipeline(prepack_weights=False)},
         "no-fold": {"pipeline": Pipeline(fold_batch_norm=False)},
         "plain": {"pipeline": Pipeline(fold_batch_norm=False, prepack_weights=False)},
-        "no-starts": {"carry_starts": False},
+        "no-starts": {"transfer": Transfer(starting_configs=False)},
+        "no-shared": {"transfer": Transfer(shared_cost_model=False)},
         "warm": {"options": MeasureOptions(enable_cpu_cache_flush=False)},
     }
 

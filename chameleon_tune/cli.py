@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     model.add_argument("--no-fold-batch-norm", action="store_true", help="keep batch norm apart from the convolutions' weights")
     model.add_argument("--no-prepack", action="store_true", help="keep weights in their original layout (no layout rewrite)")
+    model.add_argument(
+        "--no-shared-model", action="store_true",
+        help="each task's cost model learns from its own measurements only (default: from every similar task's too)",
+    )  # fmt: skip
     model.add_argument("--target", default="llvm", help="TVM target (default llvm: the host CPU)")
     model.add_argument("--output", default=None, help="directory for records, model.so and report.md; a rerun resumes (default: runs/<model>-<strategy>-s<seed>)")
     model.add_argument("--seed", type=int, default=0)
@@ -317,6 +321,7 @@ def _tune_model(args) -> int:
     from .api import DEFAULT_STRATEGY
     from .model.build import VerificationError, disturbance_lines, goal_lines, latency_of, ratio_cell
     from .model.pipeline import Pipeline
+    from .model.transfer import Transfer
     from .model.tuner import tune_model
 
     strategy = args.strategy or DEFAULT_STRATEGY
@@ -329,6 +334,7 @@ def _tune_model(args) -> int:
             options=options, round_trials=args.round_trials, progress=True, runner=runner,
             references=args.references.split(","), time_budget_s=args.time_budget, until=args.until,
             pipeline=Pipeline(fold_batch_norm=not args.no_fold_batch_norm, prepack_weights=not args.no_prepack),
+            transfer=Transfer(shared_cost_model=not args.no_shared_model),
         )  # fmt: skip
     except KeyboardInterrupt:
         sys.stderr.write(f"chameleon: interrupted; every finished trial is recorded in {output} (rerun to resume)\n")

@@ -7,6 +7,7 @@ skips building a DMatrix per call.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,36 +36,66 @@ class CostModelConfig:
 _OBJECTIVES = {"rank": "rank:pairwise", "reg": "reg:squarederror"}
 
 
-class XGBoostCostModel:
-    """Predicts a score (higher is faster) for configurations of one space."""
+RelatedTask = tuple[Space, np.ndarray, np.ndarray]
+"""Another task's measurements: its space, its configurations and their latencies (``inf``: failed)."""
 
-    def __init__(self, space: Space, config: CostModelConfig = CostModelConfig(), *, seed: int = 0) -> None:
+
+class XGBoostCostModel:
+    """Predicts a score (higher is faster) for configurations of one space.
+
+    With ``related`` (a callable returning other tasks' measurements, see :data:`RelatedTask`),
+    the model is shared: it learns from those tasks as well as from its own, on features that
+    mean the same in every space of the same knobs (``Space.transferable_features``), so it
+    ranks a task's configurations before the task has measured anything. Each task's scores are
+    scaled to its own best and, for the ranking loss, compared only within the task.
+    """
+
+    def __init__(
+        self,
+        space: Space,
+        config: CostModelConfig = CostModelConfig(),
+        *,
+        seed: int = 0,
+        related: Callable[[], Sequence[RelatedTask]] | None = None,
+    ) -> None:
         if config.loss not in _OBJECTIVES:
             raise ValueError(f"unknown cost-model loss {config.loss!r}; choose from {sorted(_OBJECTIVES)}")
         self.space = space
         self.config = config
         self.seed = seed
+        self.related = related
         self._booster = None
 
     @property
     def trained(self) -> bool:
         return self._booster is not None
 
+    def _features(self, space: Space, configs: np.ndarray) -> np.ndarray:
+        return space.transferable_features(configs) if self.related is not None else space.features(configs)
+
     def fit(self, configs: np.ndarray, latencies: np.ndarray) -> None:
-        """Refit on every measurement so far; failed trials (``inf`` latency) score 0.
+        """Refit on every measurement so far (and the related tasks'); failed trials score 0.
 
         The target is throughput relative to the best seen, as in AutoTVM, so the
         scale does not change between workloads.
         """
         import xgboost as xgb
 
-        latencies = np.asarray(latencies, dtype=np.float64)
-        ok = np.isfinite(latencies) & (latencies > 0)
-        if not ok.any():
-            return  # nothing valid to learn from yet
-        throughput = np.zeros_like(latencies)
-        throughput[ok] = 1.0 / latencies[ok]
-        target = throughput / throughput.max()
+        tasks = [(self.space, configs, latencies), *(self.related() if self.related is not None else ())]
+        width = self._features(self.space, np.zeros((1, self.space.n_knobs), dtype=np.int64)).shape[1]
+        rows, targets, groups = [], [], []
+        for space, task_configs, task_latencies in tasks:
+            task_latencies = np.asarray(task_latencies, dtype=np.float64)
+            ok = np.isfinite(task_latencies) & (task_latencies > 0)
+            if not ok.any() or (features := self._features(space, task_configs)).shape[1] != width:
+                continue  # nothing valid to learn from yet, or not the same knobs
+            throughput = np.zeros_like(task_latencies)
+            throughput[ok] = 1.0 / task_latencies[ok]
+            rows.append(features)
+            targets.append(throughput / throughput.max())
+            groups.append(len(task_latencies))
+        if not rows:
+            return
         params = {
             "objective": _OBJECTIVES[self.config.loss],
             "max_depth": self.config.max_depth,
@@ -78,7 +109,9 @@ class XGBoostCostModel:
             "seed": self.seed,
             "verbosity": 0,
         }
-        data = xgb.DMatrix(self.space.features(configs), label=target)
+        data = xgb.DMatrix(np.concatenate(rows), label=np.concatenate(targets))
+        if self.related is not None:
+            data.set_group(groups)  # ranking pairs within a task: latencies of two tasks do not compare
         self._booster = xgb.train(params, data, num_boost_round=self.config.num_boost_round)
 
     def predict(self, configs: np.ndarray) -> np.ndarray:
@@ -86,4 +119,4 @@ class XGBoostCostModel:
         configs = np.atleast_2d(configs)
         if self._booster is None:
             return np.zeros(len(configs), dtype=np.float32)
-        return self._booster.inplace_predict(self.space.features(configs))
+        return self._booster.inplace_predict(self._features(self.space, configs))

@@ -243,6 +243,19 @@ class Space:
         parts += [table[configs[:, i]] for i, table in enumerate(self._feature_tables) if table.shape[1]]
         return np.concatenate(parts, axis=1).astype(np.float32)
 
+    def transferable_features(self, configs: np.ndarray) -> np.ndarray:
+        """Cost-model features that mean the same in every space of the same knobs (a model's
+        convolutions: the same sketches over other extents), so that measurements of one task
+        rank the configurations of another: each choice by its value (log2 of tile factors and
+        numbers; its normalized index only where it has no value), then the task's shape (log2
+        of the extent each tiling splits), the same in every row."""
+        configs = np.atleast_2d(np.asarray(configs, dtype=np.int64))
+        scaled = self.normalized(configs)
+        parts = [table[configs[:, i]] if table.shape[1] else scaled[:, i : i + 1] for i, table in enumerate(self._feature_tables)]
+        extents = [np.log2(float(np.prod(k.choices[0]))) for k in self.knobs if isinstance(k.choices[0], tuple)]
+        parts.append(np.broadcast_to(np.asarray(extents, dtype=np.float64), (len(configs), len(extents))))
+        return np.concatenate(parts, axis=1).astype(np.float32)
+
     def key(self, config: Iterable[int]) -> Config:
         """Hashable identity of a configuration (after canonicalization)."""
         return tuple(int(v) for v in self.canonical(np.fromiter(config, dtype=np.int64)))

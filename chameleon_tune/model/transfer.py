@@ -1,4 +1,5 @@
-"""Starting schedules carried from task to task within a model.
+"""What one task of a model passes on to the others: starting schedules, and measurements
+for a shared cost model.
 
 A model's convolutions share MetaSchedule's sketch structure: the same knobs (tilings of
 the same loops, unroll depth, compute location) over different extents. The tilings that
@@ -9,16 +10,33 @@ measured task's best configurations, translated knob by knob to the nearest lega
 tilings by the distance of their factors' logarithms, inner factors weighing most, other
 choices by value.
 
+The same compatibility lets one cost model learn from all of them at once (``cost_model.py``,
+``related``): it ranks a task's configurations before the task has measured anything.
+
 Only knob spaces are involved: no TVM here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from ..space import Space
+
+@dataclass(frozen=True)
+class Transfer:
+    """What tasks share while a model is tuned (each off is an ablation)."""
+
+    starting_configs: bool = True
+    """A task's first trials are its most similar measured task's best, translated."""
+    shared_cost_model: bool = True
+    """A task's cost model also learns from every compatible task's measurements."""
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
 
 INNER_WEIGHT = 4.0
 """How much more a tiling factor weighs in the distance than the factor outside it."""

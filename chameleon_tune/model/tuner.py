@@ -50,7 +50,7 @@ from .importer import ModelError, load_model
 from ..evaluation.model_references import REFERENCES, check_references
 from .goal import Goal, parse_until
 from .pipeline import Pipeline
-from .transfer import starting_configs
+from .transfer import Transfer, compatible, starting_configs
 from .scheduler import GradientScheduler, ModelTask, SchedulerConfig, extract_tasks, warmup_trials
 
 DEFAULT_MODEL = "resnet18"
@@ -107,7 +107,7 @@ def tune_model(
     pipeline: Pipeline = Pipeline(),
     time_budget_s: float | None = None,
     until: str | None = None,
-    carry_starts: bool = True,
+    transfer: Transfer = Transfer(),
 ) -> ModelTuneResult:
     """Tune ``model`` (a built-in name, or a ``.pt2`` / ``.onnx`` file) into ``output``.
 
@@ -118,8 +118,8 @@ def tune_model(
     ``options`` say how kernels are built and timed (by default each call on a cold cache, its
     weights flushed, as in the model); ``runner`` says where kernels are measured (this machine,
     or RPC devices); the tuned model is timed against ``references`` (and the model's own
-    runtime); ``pipeline`` says which graph rewrites surround tuning; ``carry_starts`` False starts every task from its
-    strategy's own first picks instead of a similar task's best (an ablation). Raises
+    runtime); ``pipeline`` says which graph rewrites surround tuning; ``transfer`` what tasks
+    pass on to each other (starting configurations, a shared cost model). Raises
     :class:`UsageError` for bad input and ``VerificationError`` when the tuned model's output
     does not match the reference (then nothing is exported).
     """
@@ -153,14 +153,14 @@ def tune_model(
         budget = trials or (None if time_budget_s else TRIALS_PER_TASK * len(model_tasks))
         tasks, resumed = _tune_tasks(
             built, model_tasks, output, strategy, _Budget(budget, time_budget_s, start, goal), seed, options,
-            SchedulerConfig(round_trials=round_trials), progress, runner, carry_starts,
+            SchedulerConfig(round_trials=round_trials), progress, runner, transfer,
         )  # fmt: skip
         tuning_wall_s = time.perf_counter() - start
         return _build_and_report(built, tasks, references, {
             "model": imported.name, "strategy": strategy, "budget": budget, "time_budget_s": time_budget_s,
             "resumed": resumed, "tuning_wall_s": tuning_wall_s, "target": str(tvm_target), "threads": threads,
             "seed": seed, "output": output, "pipeline": pipeline.to_json(), "until": goal.to_json() if goal else None,
-            "carry_starts": carry_starts, "cache_flush": options.enable_cpu_cache_flush,
+            "transfer": transfer.to_json(), "cache_flush": options.enable_cpu_cache_flush,
         })  # fmt: skip
 
 
@@ -231,7 +231,7 @@ def _goal(built: _Model, name: str, latency_s: float | None) -> Goal:
 
 
 def _tune_tasks(
-    built: _Model, model_tasks, output, strategy, budget: _Budget, seed, options, config, progress, runner, carry_starts
+    built: _Model, model_tasks, output, strategy, budget: _Budget, seed, options, config, progress, runner, transfer
 ):
     """Spend the budget on the tasks, re-time each task's best: ``(tasks, resumed)``."""
     from ..measure.tvm_measurer import make_builder, make_runner
@@ -244,7 +244,7 @@ def _tune_tasks(
         tasks = [_open(task, i, output, target, seed, options, builder, measure_on) for i, task in enumerate(model_tasks)]
         resumed = sum(len(t.history) for t in tasks)
         stop = _goal_check(built, tasks, budget) if budget.goal else None
-        _spend(tasks, strategy, budget, seed, config, progress, SchedulerLog(output), stop, carry_starts)
+        _spend(tasks, strategy, budget, seed, config, progress, SchedulerLog(output), stop, transfer)
         for t in tasks:  # once, at the end: the record each task is compiled with is its fastest
             t.measurer.prepare()
             retime_best(t.measurer, t.history)
@@ -424,7 +424,7 @@ def _open(task: ModelTask, index: int, output: str, target, seed: int, options, 
 
 def _spend(
     tasks: list[_Task], strategy: str, budget: _Budget, seed: int, config: SchedulerConfig, progress: bool,
-    log: "SchedulerLog", stop=None, carry_starts: bool = True,
+    log: "SchedulerLog", stop=None, transfer: Transfer = Transfer(),
 ) -> None:
     """Give rounds of trials to the task the scheduler picks until the budget is spent.
 
@@ -433,7 +433,8 @@ def _spend(
     policy reloads from the task's ``policy.pt``; the tuning loop is the same.
     A task's first turn starts from the best configurations of the most similar task
     measured already (``transfer.py``), not from a random draw; the first heavy task of
-    its kind gets a full round instead, so that what it passes on is worth having.
+    its kind gets a full round instead, so that what it passes on is worth having. Its
+    cost model learns from every compatible task's measurements as well as its own.
     ``stop()``, if given, is asked after every round whether to end tuning (``--until``).
     """
     from ..search.base import TaskContext
@@ -452,7 +453,7 @@ def _spend(
             if index is None:
                 break
             t = tasks[index]
-            first = carry_starts and not len(t.history)
+            first = transfer.starting_configs and not len(t.history)
             seeds, source = _starting_configs(t, tasks) if first else (None, None)
             turn, why = scheduler.turn_trials(len(t.history)), scheduler.reason(index, curves)
             waiting = sum(1 for o in tasks if o is not t and not len(o.history))
@@ -472,6 +473,7 @@ def _spend(
                 tvm_space=t.tvm_space,
                 is_valid=lambda config, space=t.tvm_space: space.schedule(config)[0] is not None,
                 work_dir=t.work_dir,
+                related=_related(t, tasks) if transfer.shared_cost_model else None,
             )
             tune(
                 t.measurer, make_search(strategy, context), t.history, trials=goal, batch_size=turn,
@@ -484,6 +486,13 @@ def _spend(
                 break
     finally:
         bars.close()
+
+
+def _related(t: _Task, tasks: list[_Task]):
+    """Every other task's measurements in ``t``'s knobs, as the shared cost model asks for them."""
+    space = t.tvm_space.space
+    siblings = [o for o in tasks if o is not t and compatible(o.tvm_space.space, space)]
+    return lambda: [(o.tvm_space.space, o.history.configs, o.history.latencies) for o in siblings if len(o.history)]
 
 
 def _starting_configs(t: _Task, tasks: list[_Task]) -> tuple[np.ndarray | None, str | None]:

@@ -8,11 +8,13 @@ sees of the past is the shared :class:`~chameleon_tune.database.History`.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
+from ..cost_model import RelatedTask
 from ..database import History
 from ..measure.types import MeasureResult
 from ..space import Space
@@ -39,6 +41,9 @@ class TaskContext:
     """Where a strategy may keep state that a resumed run reloads (e.g. a policy)."""
     warm_start: str | None = None
     """A saved policy to start from (strategies that learn one)."""
+    related: Callable[[], Sequence[RelatedTask]] | None = None
+    """Other tasks' measurements, for a cost model shared across tasks (``cost_model.py``);
+    None: the task learns from its own measurements alone."""
 
 
 class Strategy(abc.ABC):

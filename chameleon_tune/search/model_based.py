@@ -56,9 +56,11 @@ class ModelBasedStrategy(Strategy):
         self.config = config
         self.optimizer = optimizer
         self.sampler = sampler
-        self.model = XGBoostCostModel(self.space, config.cost_model, seed=task.seed)
+        self.model = XGBoostCostModel(self.space, config.cost_model, seed=task.seed, related=task.related)
 
     def propose(self, n: int) -> np.ndarray:
+        if not self.model.trained and self.task.related is not None:
+            self.model.fit(self.history.configs, self.history.latencies)  # other tasks' measurements
         if not self.model.trained:
             return self.random_unmeasured(n)  # nothing to search on before the first measurements
         plan = self.optimizer.find_maximums(self.model, self.config.plan_size, self.history.keys)
