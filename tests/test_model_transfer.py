@@ -1,8 +1,10 @@
-"""Starting schedules carried between tasks, and the --until goal's bookkeeping (no TVM)."""
+"""What tasks pass on to each other (starting schedules, a shared cost model), and the --until
+goal's bookkeeping (no TVM)."""
 
 import numpy as np
 import pytest
 
+from chameleon_tune.cost_model import XGBoostCostModel
 from chameleon_tune.model.goal import Goal, parse_until
 from chameleon_tune.model.transfer import compatible, starting_configs, translate
 from chameleon_tune.space import Knob, Space, perfect_tilings
@@ -36,6 +38,37 @@ def test_starting_configs_come_from_the_most_similar_measured_task_best_first():
     assert source == 1 and len(configs) == 2
     assert np.array_equal(configs[0], translate(near_best[0], near, target))
     assert target.knobs[0].choices[configs[0][0]][-1] == 8
+
+
+def _synthetic_latencies(space: Space, configs: np.ndarray) -> np.ndarray:
+    """Fastest with an inner tile of 16 and unrolling 16, whatever the extent."""
+    inner = np.array([space.knobs[0].choices[c][-1] for c in configs[:, 0]], dtype=float)
+    unroll = np.array([space.knobs[1].choices[c] for c in configs[:, 1]], dtype=float)
+    extent = float(np.prod(space.knobs[0].choices[0]))
+    return extent * 1e-6 * (1 + np.abs(np.log2(inner / 16)) + 0.5 * (unroll != 16))
+
+
+def test_a_shared_cost_model_ranks_a_task_it_never_measured():
+    rng = np.random.default_rng(0)
+    seen = [conv_like(e) for e in (64, 128)]
+    related = [(s, c, _synthetic_latencies(s, c)) for s in seen for c in [s.sample(rng, 40)]]
+    unseen = conv_like(512)
+    shared = XGBoostCostModel(unseen, related=lambda: related)
+    shared.fit(np.zeros((0, 2), dtype=np.int64), np.zeros(0))  # nothing of its own measured yet
+    assert shared.trained
+    candidates = np.array(list(unseen.configurations()))
+    top = candidates[np.argsort(-shared.predict(candidates))[:5]]
+    assert np.all(_synthetic_latencies(unseen, top) == _synthetic_latencies(unseen, candidates).min())
+    # The same knobs by index alone mean nothing in another space: a task's own model has no such start.
+    assert not XGBoostCostModel(unseen).trained
+
+
+def test_a_shared_cost_model_skips_tasks_with_other_knobs():
+    other = Space((Knob("tile0", tuple(perfect_tilings(64, 2))), Knob("categorical0", (0, 16))))
+    configs = other.sample(np.random.default_rng(1), 10)
+    model = XGBoostCostModel(conv_like(64), related=lambda: [(other, configs, np.ones(10))])
+    model.fit(np.zeros((0, 2), dtype=np.int64), np.zeros(0))
+    assert not model.trained
 
 
 def test_no_start_without_a_compatible_measured_task():
