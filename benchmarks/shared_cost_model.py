@@ -33,7 +33,7 @@ import numpy as np
 
 OWN = 16
 TOP = 5
-MIN_TRIALS = 36
+MIN_TRIALS = 32
 
 
 def load_run(work_dir: str) -> list[dict]:
@@ -110,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
             hit = np.mean([r[n]["best_in_top10"] for r in rows])
             cells.append(f"{top:>6.3f} / {hit:>6.0%}  ")
         print(f"{os.path.basename(work_dir):<48} {len(rows):>5}  " + "".join(cells))
+    every = [row for rows in report["runs"].values() for row in rows]
+    if every:
+        cells = "".join(f"{np.mean([r[n]['top_mean'] for r in every]):>6.3f} / {np.mean([r[n]['best_in_top10'] for r in every]):>6.0%}  " for n in names)
+        print(f"{'all runs':<48} {len(every):>5}  " + cells)
     print(f"(each cell: mean normalized throughput of the top {TOP} / share of tasks whose best is in the top 10%)")
     if args.out:
         os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
