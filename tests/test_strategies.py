@@ -95,17 +95,21 @@ def test_exhausted_space_ends_tuning():
     assert result.trials == 6 == len(history)
 
 
-@pytest.mark.parametrize("name", strategy_names())
-def test_every_strategy_tunes_a_real_workload(name, matmul_space):
+@pytest.fixture(scope="module")
+def real_measurer(matmul_space):
+    """One set of compiler and runner processes for every strategy (each run has its own history)."""
     from chameleon_tune.measure.tvm_measurer import TVMMeasurer
 
-    history = History(matmul_space.space)
     measurer = TVMMeasurer(matmul_space, MeasureOptions(number=1, repeat=2, min_repeat_ms=5), flops=2 * 64**3)
+    yield measurer
+    measurer.close()
+
+
+@pytest.mark.parametrize("name", strategy_names())
+def test_every_strategy_tunes_a_real_workload(name, matmul_space, real_measurer):
+    history = History(matmul_space.space)
     strategy = make_strategy(name, TaskContext(matmul_space.space, history, seed=0, tvm_space=matmul_space))
-    try:
-        result = tune(measurer, strategy, history, trials=8, batch_size=4)
-    finally:
-        measurer.close()
+    result = tune(real_measurer, strategy, history, trials=8, batch_size=4)
     assert result.trials == 8, result
     assert result.valid == 8, [t.result.error_msg for t in history.trials if not t.result.valid]
     assert len({t.config for t in history.trials}) == 8
