@@ -248,13 +248,16 @@ class Space:
         convolutions: the same sketches over other extents), so that measurements of one task
         rank the configurations of another: each choice by its value (log2 of tile factors and
         numbers; its normalized index only where it has no value), then the task's shape (log2
-        of the extent each tiling splits), the same in every row."""
+        of the extent each tiling splits, 0 for other knobs), the same in every row."""
         configs = np.atleast_2d(np.asarray(configs, dtype=np.int64))
         scaled = self.normalized(configs)
         parts = [table[configs[:, i]] if table.shape[1] else scaled[:, i : i + 1] for i, table in enumerate(self._feature_tables)]
-        extents = [np.log2(float(np.prod(k.choices[0]))) for k in self.knobs if isinstance(k.choices[0], tuple)]
-        parts.append(np.broadcast_to(np.asarray(extents, dtype=np.float64), (len(configs), len(extents))))
+        parts.append(np.broadcast_to(np.log2(self.tiling_extents()), (len(configs), self.n_knobs)))
         return np.concatenate(parts, axis=1).astype(np.float32)
+
+    def tiling_extents(self) -> np.ndarray:
+        """The extent each tiling knob splits (its factors' product); 1 for other knobs."""
+        return np.array([float(np.prod(k.choices[0])) if isinstance(k.choices[0], tuple) else 1.0 for k in self.knobs])
 
     def key(self, config: Iterable[int]) -> Config:
         """Hashable identity of a configuration (after canonicalization)."""

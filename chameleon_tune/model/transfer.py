@@ -25,6 +25,7 @@ import numpy as np
 
 from ..space import Space
 
+
 @dataclass(frozen=True)
 class Transfer:
     """What tasks share while a model is tuned (each off is an ablation)."""
@@ -59,7 +60,7 @@ def translate(config: Sequence[int], source: Space, target: Space) -> np.ndarray
 
 def distance(source: Space, target: Space) -> float:
     """How far apart two compatible spaces' loops are: the log-distance of the extents tiled."""
-    return float(np.abs(np.log2(_extents(source)) - np.log2(_extents(target))).sum())
+    return float(np.abs(np.log2(source.tiling_extents()) - np.log2(target.tiling_extents())).sum())
 
 
 def starting_configs(
@@ -81,11 +82,6 @@ def starting_configs(
         if not any(np.array_equal(translated, c) for c in configs):
             configs.append(translated)
     return np.array(configs, dtype=np.int64), source
-
-
-def _extents(space: Space) -> np.ndarray:
-    """The extent each tiling knob splits (its factors' product); 1 for other knobs."""
-    return np.array([float(np.prod(k.choices[0])) if _arity(k) > 0 else 1.0 for k in space.knobs])
 
 
 def _arity(knob) -> int:
