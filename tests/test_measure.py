@@ -84,3 +84,31 @@ def test_cold_cache_timing_takes_one_flushed_call_per_sample(measurer):
     samples = time_module(module, dev, "main", tensors, options)
     assert len(samples) == options.number * options.repeat  # one call per sample: min_repeat_ms unused
     assert all(0 < s < 0.5 for s in samples)
+
+
+def test_kernels_with_prepacked_weights_are_checked_through_both_steps_and_time_compute(measurer):
+    """A kernel whose weights RewriteLayout re-laid out is built as the model runs it: a
+    ``prepack`` step, then ``compute`` on the re-laid-out weights (what is timed)."""
+    import tvm
+    from tvm import te
+
+    from chameleon_tune.measure.builder import COMPUTE, layout_split
+    from chameleon_tune.measure.tvm_measurer import TVMMeasurer
+    from chameleon_tune.tvm_space import TVMSpace
+
+    A, B, bias = te.placeholder((64, 64), name="A"), te.placeholder((64, 64), name="B"), te.placeholder((64,), name="bias")
+    k = te.reduce_axis((0, 64), "k")
+    C = te.compute((64, 64), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="C")
+    D = te.compute((64, 64), lambda i, j: te.max(C[i, j] + bias[j], 0.0), name="D")
+    func = te.create_prim_func([A, B, bias, D]).with_attr("layout_free_buffers", [1, 2])
+    space = TVMSpace(tvm.IRModule({"main": func}), measurer.tvm_space.target)
+    prepacked = TVMMeasurer(space, measurer.options, builder=measurer.builder, runner=measurer.runner)
+    configs = space.space.sample(np.random.default_rng(0), 3)
+    built = prepacked.builder.build([space.schedule(c)[0].mod for c in configs])
+    splits = [layout_split(b.artifact) for b in built]
+    assert all(s is not None and s.calls[-1][0] == COMPUTE for s in splits)
+    # compute reads the re-laid-out weights (buffers after the 4 own arguments), not B or bias
+    assert all(set(s.calls[-1][1]) & {1, 2} == set() for s in splits)
+    results = prepacked.measure(configs)  # valid only if the output matches the unscheduled kernel's
+    assert all(r.valid for r in results), [r.error_msg for r in results]
+    measurer.prepare()  # the shared runner back on the module fixture's task

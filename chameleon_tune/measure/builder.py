@@ -6,10 +6,11 @@ TVM once and stay alive, one per core.
 
 A kernel whose weights were given a new layout (MetaSchedule's ``RewriteLayout``)
 re-lays them out on every call of ``main``; in the compiled model that happens once,
-at compile time. So such a library also gets a ``compute`` entry without that step
-(``RemoveWeightLayoutRewriteBlock``, as MetaSchedule's own builder does), and a
-sidecar file names it with its argument shapes: ``main`` is what is checked against
-the reference, ``compute`` what is timed.
+at compile time (``SplitLayoutRewritePreproc``, then ``FoldConstant``). Such a kernel is
+built split the same way (:class:`LayoutSplit`): a ``prepack`` entry re-lays out the
+weights and a ``compute`` entry runs on them; the check calls both, the timing calls
+``compute`` alone, exactly the function the model runs. (Compiling the whole ``main``
+beside ``compute``, as before, cost half of every build.)
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ import os
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import cache
 from queue import Queue
+
+import numpy as np
 
 from .types import BuildResult
 from .worker import IsolatedWorker, RemoteError, WorkerError, WorkerTimeout
@@ -34,55 +38,133 @@ def _target(target_json: str):
 
 
 COMPUTE = "compute"
+PREPACK = "prepack"
 
 
 def build_artifact(mod, target_json: str, path: str) -> str:
     """Worker side: compile ``mod`` and export it as a shared library at ``path``."""
     import tvm
 
-    mod, timed = _with_compute_entry(mod)
+    mod, split = split_layout_rewrite(mod)
     tvm.compile(mod, target=_target(target_json)).export_library(path)
-    if timed is not None:
-        with open(_timed_path(path), "w") as f:
-            json.dump(timed, f)
+    if split is not None:
+        with open(_split_path(path), "w") as f:
+            json.dump(split.to_json(), f)
     return path
 
 
-def _with_compute_entry(mod):
-    """``(module, timed entry)``: ``mod`` plus a ``compute`` entry if its weights are re-laid out."""
+ArgSpec = tuple[tuple[int, ...], str]
+
+
+@dataclass(frozen=True)
+class LayoutSplit:
+    """How to call a kernel built as ``prepack`` + ``compute`` in place of its ``main``.
+
+    ``buffers`` are the re-laid-out weights; ``calls`` are ``(function, buffer indices)``
+    in order, where index ``i`` below the kernel's argument count is its own argument
+    ``i`` and the rest index ``buffers``. The last call is ``compute``, which writes the
+    kernel's outputs into its own output arguments, so the check reads them as for ``main``.
+    """
+
+    buffers: tuple[ArgSpec, ...]
+    calls: tuple[tuple[str, tuple[int, ...]], ...]
+
+    def call(self, module, dev, tensors: list) -> None:
+        """Run the calls on the kernel's own argument tensors (outputs written into them)."""
+        import tvm
+
+        table = list(tensors) + [tvm.runtime.tensor(np.zeros(shape, dtype), dev) for shape, dtype in self.buffers]
+        for name, indices in self.calls:
+            module[name](*(table[i] for i in indices))
+
+    def timed(self, args: list[ArgSpec]) -> tuple[str, list[ArgSpec]]:
+        """``(function, argument specs)`` of the timed call, ``args`` being the kernel's own."""
+        name, indices = self.calls[-1]
+        specs = list(args) + list(self.buffers)
+        return name, [specs[i] for i in indices]
+
+    def to_json(self) -> dict:
+        return {"buffers": self.buffers, "calls": self.calls}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "LayoutSplit":
+        return cls(
+            tuple((tuple(shape), dtype) for shape, dtype in data["buffers"]),
+            tuple((name, tuple(indices)) for name, indices in data["calls"]),
+        )
+
+
+def split_layout_rewrite(mod) -> tuple[object, LayoutSplit | None]:
+    """``(module to compile, split)``: ``mod`` itself and None where no weight is re-laid out;
+    otherwise its ``main`` split by Relax's ``SplitLayoutRewritePreproc``, the pass that splits
+    it in the compiled model, into :data:`PREPACK` and :data:`COMPUTE` entries."""
     import tvm
-    import tvm_ffi
+    from tvm import relax
     from tvm.s_tir import meta_schedule as ms
-    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
 
-    compute = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod)
-    if tvm_ffi.structural_equal(compute, mod):
-        return mod, None
-    func = compute["main"]
-    both = tvm.IRModule({"main": mod["main"], COMPUTE: func.with_attr("global_symbol", COMPUTE)})
-    args = [[[int(d) for d in a.shape], str(a.dtype)] for a in ms.arg_info.ArgInfo.from_prim_func(func)]
-    return both, {"func_name": COMPUTE, "args": args}
+    # A Relax function calling the kernel, as the model does; the last parameter is passed as
+    # call_tir's output. Whichever parameters the kernel writes, the check reads them from
+    # the kernel's own argument tensors, which every call gets (see LayoutSplit).
+    func = mod["main"]
+    args = [(tuple(int(d) for d in a.shape), str(a.dtype)) for a in ms.arg_info.ArgInfo.from_prim_func(func)]
+    params = [relax.Var(f"arg{i}", relax.TensorType(list(shape), dtype)) for i, (shape, dtype) in enumerate(args)]
+    inputs = params[:-1]
+    bb = relax.BlockBuilder()
+    with bb.function("main", inputs):
+        kernel = bb.add_func(func.without_attr("global_symbol"), "kernel")
+        with bb.dataflow():
+            result = bb.emit_output(bb.emit(relax.call_tir(kernel, inputs, params[-1].ty)))
+        bb.emit_func_output(result)
+    split_mod = relax.transform.SplitLayoutRewritePreproc()(bb.get())
+
+    # Follow main's bindings: which buffers each call reads and writes.
+    where = {p.name: [i] for i, p in enumerate(inputs)}
+    buffers, calls, entries = [], [], {}
+    call_tir = tvm.ir.Op.get("relax.call_tir")
+    bindings = [b for block in split_mod["main"].body.blocks for b in block.bindings]
+    tir_calls = [i for i, b in enumerate(bindings) if isinstance(b.value, relax.Call) and b.value.op.same_as(call_tir)]
+    if len(tir_calls) == 1:
+        return mod, None  # no weight re-laid out
+    last_call = tir_calls[-1]
+    for i, binding in enumerate(bindings):
+        value = binding.value
+        if isinstance(value, relax.Call) and value.op.same_as(call_tir):
+            callee, operands = value.args[0], value.args[1].fields
+            name = COMPUTE if i == last_call else PREPACK + (str(len(entries)) if entries else "")
+            entries[name] = split_mod[callee]
+            if i == last_call:
+                written = [len(params) - 1]
+            else:
+                out_tys = value.ty.fields if isinstance(value.ty, relax.TupleType) else [value.ty]
+                written = list(range(len(args) + len(buffers), len(args) + len(buffers) + len(out_tys)))
+                buffers += [(tuple(int(d) for d in ty.shape.values), str(ty.dtype)) for ty in out_tys]
+            calls.append((name, tuple(j for v in operands for j in where[v.name]) + tuple(written)))
+            where[binding.var.name] = written
+        elif isinstance(value, relax.TupleGetItem):
+            where[binding.var.name] = [where[value.tuple_value.name][value.index]]
+        elif isinstance(value, relax.Var):
+            where[binding.var.name] = where[value.name]
+    built = tvm.IRModule({name: f.with_attr("global_symbol", name) for name, f in entries.items()})
+    return built, LayoutSplit(tuple(buffers), tuple(calls))
 
 
-def timed_entry(artifact: str) -> tuple[str, list] | None:
-    """``(function, argument specs)`` to time in ``artifact`` where the builder made a separate
-    ``compute`` entry; None: time the checked function itself."""
-    path = _timed_path(artifact)
+def layout_split(artifact: str) -> LayoutSplit | None:
+    """How ``artifact`` is called where the builder split it (:class:`LayoutSplit`); None: call ``main``."""
+    path = _split_path(artifact)
     if not os.path.exists(path):
         return None
     with open(path) as f:
-        timed = json.load(f)
-    return timed["func_name"], [(tuple(shape), dtype) for shape, dtype in timed["args"]]
+        return LayoutSplit.from_json(json.load(f))
 
 
 def remove_artifact(artifact: str) -> None:
-    for path in (artifact, _timed_path(artifact)):
+    for path in (artifact, _split_path(artifact)):
         if os.path.exists(path):
             os.remove(path)
 
 
-def _timed_path(artifact: str) -> str:
-    return artifact + ".timed.json"
+def _split_path(artifact: str) -> str:
+    return artifact + ".split.json"
 
 
 class LocalBuilder:

@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from .builder import timed_entry
+from .builder import layout_split
 from .runner import ArgSpec, Runner, check_and_time_module, run_once
 from .types import RUN, TIMEOUT, WRONG, MeasureOptions, RunnerConfig, RunResult, short_error
 from .worker import IsolatedWorker, RemoteError, WorkerError
@@ -136,10 +136,10 @@ def check_and_time_on_device(
     options: MeasureOptions,
 ):
     """Client-worker side: ``(run_secs, mismatch or None)`` of ``artifact`` on a device."""
-    timed = timed_entry(artifact)  # read here: the sidecar file stays on this machine
+    split = layout_split(artifact)  # read here: the sidecar file stays on this machine
     return _on_device(
         devices, timeout_s, artifact,
-        lambda module, dev: check_and_time_module(module, dev, func_name, args, expected, options, timed),
+        lambda module, dev: check_and_time_module(module, dev, func_name, args, expected, options, split),
     )  # fmt: skip
 
 

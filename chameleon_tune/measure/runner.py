@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from .builder import timed_entry
+from .builder import LayoutSplit, layout_split
 from .interference import NOISY_CORES, CpuWatch, keep_quiet, rotated
 from .types import RUN, TIMEOUT, WRONG, MeasureOptions, RunResult
 from .worker import IsolatedWorker, RemoteError, WorkerCrash, WorkerTimeout
@@ -71,12 +71,16 @@ def random_arguments(args: list[ArgSpec]) -> list[np.ndarray]:
     return arrays
 
 
-def run_once(module, dev, func_name: str, args: list[ArgSpec]) -> list:
-    """Call the kernel once on the fixed random inputs; the tensors hold its outputs."""
+def run_once(module, dev, func_name: str, args: list[ArgSpec], split: LayoutSplit | None = None) -> list:
+    """Call the kernel once on the fixed random inputs; the tensors hold its outputs.
+    ``split`` (``builder.layout_split``): the kernel was built in two steps, call both."""
     import tvm
 
     tensors = [tvm.runtime.tensor(a, dev) for a in random_arguments(args)]
-    module[func_name](*tensors)
+    if split is None:
+        module[func_name](*tensors)
+    else:
+        split.call(module, dev, tensors)
     return tensors
 
 
@@ -91,23 +95,26 @@ def first_mismatch(outputs: list[np.ndarray], reference: list[np.ndarray], rtol:
     return None
 
 
-def check_module(module, dev, func_name: str, args: list[ArgSpec], reference: list[np.ndarray] | None, rtol: float):
+def check_module(
+    module, dev, func_name: str, args: list[ArgSpec], reference: list[np.ndarray] | None, rtol: float,
+    split: LayoutSplit | None = None,
+):
     """``(argument tensors, mismatch message or None)``: one call on the fixed inputs, checked."""
-    tensors = run_once(module, dev, func_name, args)
+    tensors = run_once(module, dev, func_name, args, split)
     if reference is not None:
         return tensors, first_mismatch([t.numpy() for t in tensors], reference, rtol)
     return tensors, None
 
 
-def timed_call(dev, func_name: str, checked: list, timed: tuple[str, list[ArgSpec]] | None) -> tuple[str, list]:
-    """``(function, tensors)`` to time: the checked call's, or a separate timed entry
-    (``builder.timed_entry``) with fresh tensors of its own shapes."""
+def timed_call(dev, func_name: str, args: list[ArgSpec], checked: list, split: LayoutSplit | None) -> tuple[str, list]:
+    """``(function, tensors)`` to time: the checked call's, or a split kernel's ``compute``
+    with fresh tensors of its own shapes."""
     import tvm
 
-    if timed is None:
+    if split is None:
         return func_name, checked
-    name, args = timed
-    return name, [tvm.runtime.tensor(a, dev) for a in random_arguments(args)]
+    name, specs = split.timed(args)
+    return name, [tvm.runtime.tensor(a, dev) for a in random_arguments(specs)]
 
 
 def time_module(module, dev, func_name: str, tensors, options: MeasureOptions, repeat: int | None = None) -> tuple[float, ...]:
@@ -134,14 +141,14 @@ def time_module(module, dev, func_name: str, tensors, options: MeasureOptions, r
 
 def check_and_time_module(
     module, dev, func_name: str, args: list[ArgSpec], reference: list[np.ndarray] | None, options: MeasureOptions,
-    timed: tuple[str, list[ArgSpec]] | None = None,
+    split: LayoutSplit | None = None,
 ) -> tuple[tuple[float, ...], str | None]:
-    """``(run_secs, mismatch message or None)`` of a loaded module, local or remote; ``timed``
-    (``builder.timed_entry``) names the entry to time when it is not the checked one."""
-    tensors, mismatch = check_module(module, dev, func_name, args, reference, options.rtol)
+    """``(run_secs, mismatch message or None)`` of a loaded module, local or remote; ``split``:
+    how a kernel built in two steps is called (``builder.layout_split``)."""
+    tensors, mismatch = check_module(module, dev, func_name, args, reference, options.rtol, split)
     if mismatch is not None:
         return (), mismatch
-    return time_module(module, dev, *timed_call(dev, func_name, tensors, timed), options), None
+    return time_module(module, dev, *timed_call(dev, func_name, args, tensors, split), options), None
 
 
 def compute_reference(path: str, func_name: str, args: list[ArgSpec]) -> None:
@@ -167,11 +174,11 @@ def check_and_time(
     import tvm
 
     expected = _REFERENCES[reference] if reference is not None else None
-    module, dev = tvm.runtime.load_module(path), tvm.cpu()
-    tensors, mismatch = check_module(module, dev, func_name, args, expected, options.rtol)
+    module, dev, split = tvm.runtime.load_module(path), tvm.cpu(), layout_split(path)
+    tensors, mismatch = check_module(module, dev, func_name, args, expected, options.rtol, split)
     if mismatch is not None:
         return (), mismatch, None
-    name, tensors = timed_call(dev, func_name, tensors, timed_entry(path))
+    name, tensors = timed_call(dev, func_name, args, tensors, split)
     watch = _watch()
     watch.start()
     secs = time_module(module, dev, name, tensors, options)
@@ -202,9 +209,9 @@ def retime_side_by_side(
     dev, watch = tvm.cpu(), _watch()
     loaded = []
     for path in paths:
-        module = tvm.runtime.load_module(path)
-        tensors, mismatch = check_module(module, dev, func_name, args, expected, options.rtol)
-        loaded.append((module, *timed_call(dev, func_name, tensors, timed_entry(path)), mismatch))
+        module, split = tvm.runtime.load_module(path), layout_split(path)
+        tensors, mismatch = check_module(module, dev, func_name, args, expected, options.rtol, split)
+        loaded.append((module, *timed_call(dev, func_name, args, tensors, split), mismatch))
     samples: list[list[float]] = [[] for _ in paths]
     seen: list[list[float]] = [[] for _ in paths]
     for r in range(rounds):
