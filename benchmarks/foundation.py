@@ -119,7 +119,7 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as work:
         result = tune_workload(wl.name, "sa", trials=args.trials, work_dir=work, seed=0, options=options)
-    torch_s = torch_latency_s(wl)
+    torch_s, _ = torch_latency_s(wl)
     report["sa"] = result.to_json()
     report["pytorch"] = {"latency_s": torch_s, "gflops": wl.flops / torch_s / 1e9}
     report["sa_over_pytorch_speed"] = torch_s / result.best_latency_s

@@ -27,11 +27,9 @@ from workload_sample import random_sample
 
 
 def measure(tvm_space, warmup, configs, options, config, batch_size: int) -> tuple[dict, list]:
-    from chameleon_tune.measure.tvm_measurer import TVMMeasurer, make_builder, make_runner
+    from chameleon_tune.measure.tvm_measurer import TVMMeasurer, Workers
 
-    target = tvm_space.target
-    runner, builder = make_runner(target, options, config), make_builder(target, options, config)
-    with TVMMeasurer(tvm_space, options, runner=runner, builder=builder) as measurer:
+    with Workers.open(tvm_space.target, options, config) as workers, TVMMeasurer(tvm_space, options, workers=workers) as measurer:
         measurer.measure(warmup)
         build0, run0 = measurer.build_s, measurer.run_s
         start = time.perf_counter()

@@ -14,7 +14,9 @@ in interleaved rounds (``side_by_side``): the ratios to quote.
 ``no-fold`` (batch norm not folded), ``plain`` (neither), ``no-starts`` (first turns from
 the strategy, not from a similar task's best), ``no-shared`` (each task's cost model learns
 from its own measurements alone), ``warm`` (kernels timed with their arguments
-left in cache, not flushed before each call).
+left in cache, not flushed before each call), ``records`` (tasks learn from and start from
+the record store ``--records``, to which the run's trials are appended; every other variant
+runs without a store, cold).
 ``--tasks-only`` lists the model's tuning tasks and weights without tuning.
 """
 
@@ -55,6 +57,7 @@ def main() -> None:
     parser.add_argument("--variants", default="default", help=f"pipeline variants, comma-separated: {', '.join(VARIANTS)}")
     parser.add_argument("--references", default="pytorch,torch.compile,onnxruntime")
     parser.add_argument("--tasks-only", action="store_true", help="print the tasks and weights, tune nothing")
+    parser.add_argument("--records", default=None, help="the record store of the `records` variant (default: WORK_ROOT/records)")
     args = parser.parse_args()
 
     if args.tasks_only:
@@ -78,6 +81,7 @@ def main() -> None:
             result = tune_model(
                 args.model, strategy, trials=args.trials, output=output, seed=args.seed, round_trials=args.round_trials,
                 progress=True, references=references, time_budget_s=args.time_budget, **VARIANTS[variant],
+                records=(args.records or os.path.join(args.work_root, "records")) if variant == "records" else None,
             )  # fmt: skip
             report["runs"].append({"variant": variant, **result.to_json()})
             s = result.summary
@@ -135,6 +139,7 @@ def _variants() -> dict[str, dict]:
 
     return {
         "default": {},
+        "records": {},  # the record store is passed per run
         "no-prepack": {"pipeline": Pipeline(prepack_weights=False)},
         "no-fold": {"pipeline": Pipeline(fold_batch_norm=False)},
         "plain": {"pipeline": Pipeline(fold_batch_norm=False, prepack_weights=False)},

@@ -39,11 +39,14 @@ class Task:
     history: History
     lock: WorkDirLock
     """Held on the work directory until :meth:`close`: one tuner per directory."""
+    own_workers: object | None = None
+    """The builder and runner opened for this task alone (``None``: the caller's)."""
 
     def close(self) -> None:
-        """Stop the measurement workers and give the work directory free."""
+        """Stop the measurement workers opened for this task and give the work directory free."""
         try:
-            self.measurer.close()
+            if self.own_workers is not None:
+                self.own_workers.close()
         finally:
             self.lock.release()
 
@@ -57,9 +60,11 @@ def open_task(
     options: MeasureOptions = MeasureOptions(),
     seed: int = 0,
     runner: RunnerConfig = RunnerConfig(),
+    workers=None,
 ) -> Task:
     """Check the inputs, lock the work directory, then build the space and measurement path
-    of one workload. The caller must :meth:`Task.close` it."""
+    of one workload (on ``workers``, a ``tvm_measurer.Workers`` shared with other runs, or
+    its own). The caller must :meth:`Task.close` it."""
     try:
         wl = get_workload(workload)
     except KeyError as exc:
@@ -71,17 +76,17 @@ def open_task(
         check_writable(work_dir)
     lock = locked(work_dir)
     try:
-        return _open_locked(wl, tvm_target, work_dir, strategy, options, seed, runner, lock)
+        return _open_locked(wl, tvm_target, work_dir, strategy, options, seed, runner, lock, workers)
     except BaseException:
         lock.release()
         raise
 
 
-def _open_locked(wl, tvm_target, work_dir, strategy, options, seed, runner, lock) -> Task:
+def _open_locked(wl, tvm_target, work_dir, strategy, options, seed, runner, lock, workers) -> Task:
     if work_dir is not None:
         _claim_work_dir(work_dir, {"workload": wl.name, "target": str(tvm_target), "strategy": strategy})
 
-    from .measure.tvm_measurer import TVMMeasurer, make_builder, make_runner
+    from .measure.tvm_measurer import TVMMeasurer, Workers
     from .tvm_space import TVMSpace
 
     tvm_space = TVMSpace(wl.prim_func(), tvm_target, seed=max(1, seed + 1))
@@ -93,15 +98,9 @@ def _open_locked(wl, tvm_target, work_dir, strategy, options, seed, runner, lock
         history = History(tvm_space.space, history_path)
     except HistoryError as exc:
         raise UsageError(str(exc)) from None
-    measurer = TVMMeasurer(
-        tvm_space,
-        options,
-        flops=wl.flops,
-        database_dir=work_dir,
-        runner=make_runner(tvm_target, options, runner),
-        builder=make_builder(tvm_target, options, runner),
-    )
-    return Task(wl, tvm_space, measurer, history, lock)
+    own = None if workers is not None else Workers.open(tvm_target, options, runner)
+    measurer = TVMMeasurer(tvm_space, options, flops=wl.flops, database_dir=work_dir, workers=workers or own)
+    return Task(wl, tvm_space, measurer, history, lock, own)
 
 
 def tune_workload(
@@ -118,12 +117,14 @@ def tune_workload(
     on_trial: OnTrial | None = None,
     warm_start: str | None = None,
     runner: RunnerConfig = RunnerConfig(),
+    workers=None,
 ) -> TuneResult:
     """Tune one built-in workload; with ``work_dir`` records persist and reruns resume.
 
     ``warm_start`` is a policy file (``policy.pt`` of another run's work directory)
     that the learning strategies (``chameleon``, ``rl``, ``rl+as``) start from.
-    ``runner`` says where kernels are compiled and run (this machine, or RPC devices).
+    ``runner`` says where kernels are compiled and run (this machine, or RPC devices);
+    ``workers`` (``tvm_measurer.Workers``), opened for it, are shared with the caller's other runs.
     """
     if trials < 1:
         raise UsageError("--trials must be at least 1")
@@ -131,8 +132,9 @@ def tune_workload(
         raise UsageError(f"warm-start policy {warm_start!r} does not exist")
     start = time.perf_counter()
     task = open_task(
-        workload, target=target, work_dir=work_dir, strategy=strategy, options=options, seed=seed, runner=runner
-    )
+        workload, target=target, work_dir=work_dir, strategy=strategy, options=options, seed=seed, runner=runner,
+        workers=workers,
+    )  # fmt: skip
     try:
         tvm_space = task.tvm_space
         context = TaskContext(

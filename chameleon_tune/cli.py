@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-shared-model", action="store_true",
         help="each task's cost model learns from its own measurements only (default: from every similar task's too)",
     )  # fmt: skip
+    _add_records_arguments(model)
     model.add_argument("--target", default="llvm", help="TVM target (default llvm: the host CPU)")
     model.add_argument("--output", default=None, help="directory for records, model.so and report.md; a rerun resumes (default: runs/<model>-<strategy>-s<seed>)")
     model.add_argument("--seed", type=int, default=0)
@@ -105,7 +106,36 @@ def build_parser() -> argparse.ArgumentParser:
     workloads = commands.add_parser("workloads", help="list the built-in workloads")
     workloads.add_argument("--json", action="store_true", help="print a JSON list")
     add_devices_command(commands)
+
+    records = commands.add_parser("records", help="see and manage the record store tune-model learns from across runs")
+    records.add_argument("action", nargs="?", default="list", choices=("list", "import", "clear"),
+                         help="list (default): trials per target and workload; import DIR: add a tune or tune-model "
+                              "work directory's trials; clear: remove the store's records (of --target-key only, if given)")  # fmt: skip
+    records.add_argument("path", nargs="?", default=None, help="the work directory to import")
+    records.add_argument("--records", default=None, metavar="DIR", help="the store (default: under the user's cache directory)")
+    records.add_argument("--target-key", default=None, help="clear this target key's records only (as `list` names them)")
+    records.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
+
+
+def _add_records_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--records", default=None, metavar="DIR",
+        help="record store: every trial is appended there, and tasks start from what earlier runs on this target "
+             "measured (default: under the user's cache directory, see `chameleon records`)",
+    )  # fmt: skip
+    parser.add_argument("--no-records", action="store_true", help="use no record store: nothing is written outside --output")
+
+
+def _records_dir(args) -> str | None:
+    from .api import UsageError
+    from .model.record_store import default_root
+
+    if getattr(args, "no_records", False):
+        if args.records:
+            raise UsageError("--records and --no-records exclude each other")
+        return None
+    return args.records or default_root()
 
 
 def _add_measure_arguments(parser: argparse.ArgumentParser, cache_flush: bool = False) -> None:
@@ -162,10 +192,46 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "devices":
             return devices(args)
+        if args.command == "records":
+            return _records(args)
         return _tune(args)
     except UsageError as exc:
         sys.stderr.write(f"chameleon: error: {exc}\n")
         return EXIT_USAGE
+
+
+def _records(args) -> int:
+    from .api import UsageError
+    from .model import record_store
+
+    root = _records_dir(args)
+    if args.action == "import":
+        if not args.path:
+            raise UsageError("records import: name the work directory to import")
+        try:
+            key, added = record_store.import_work_dir(root, args.path)
+        except record_store.RecordStoreError as exc:
+            raise UsageError(str(exc)) from None
+        result = {"records": root, "target_key": key, "imported": added}
+        print(json.dumps(result) if args.json else f"imported {added} trials of {args.path} into {root} ({key})")
+        return 0
+    if args.path:
+        raise UsageError(f"records {args.action} takes no directory")
+    if args.action == "clear":
+        removed = record_store.clear(root, args.target_key)
+        print(json.dumps({"records": root, "cleared_target_keys": removed}) if args.json else f"cleared {removed} target key(s) in {root}")
+        return 0
+    rows = record_store.summary(root)
+    if args.json:
+        print(json.dumps({"records": root, "workloads": rows}))
+        return 0
+    print(f"record store {root}: {sum(r['trials'] for r in rows)} trials of {len(rows)} workloads")
+    for key in sorted({r["target"] for r in rows}):
+        mine = [r for r in rows if r["target"] == key]
+        print(f"  {key}: {sum(r['trials'] for r in mine)} trials, {len(mine)} workloads")
+        for r in sorted(mine, key=lambda r: -r["trials"]):
+            print(f"    {r['workload']:<44} {r['trials']:>6} trials ({r['valid']} valid, {r['runs']} runs)")
+    return 0
 
 
 def _workloads(args) -> int:
@@ -334,7 +400,7 @@ def _tune_model(args) -> int:
             options=options, round_trials=args.round_trials, progress=True, runner=runner,
             references=args.references.split(","), time_budget_s=args.time_budget, until=args.until,
             pipeline=Pipeline(fold_batch_norm=not args.no_fold_batch_norm, prepack_weights=not args.no_prepack),
-            transfer=Transfer(shared_cost_model=not args.no_shared_model),
+            transfer=Transfer(shared_cost_model=not args.no_shared_model), records=_records_dir(args),
         )  # fmt: skip
     except KeyboardInterrupt:
         sys.stderr.write(f"chameleon: interrupted; every finished trial is recorded in {output} (rerun to resume)\n")

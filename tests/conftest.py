@@ -52,3 +52,18 @@ class SyntheticMeasurer(Measurer):
 @pytest.fixture
 def synthetic():
     return SyntheticMeasurer()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def record_store_of_the_session(tmp_path_factory):
+    """tune-model appends to a record store under the user's cache directory by default: the
+    tests' runs (and their subprocesses) use a fresh one, never the machine's."""
+    import os
+
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    yield os.environ["XDG_CACHE_HOME"]
+    if before is None:
+        del os.environ["XDG_CACHE_HOME"]
+    else:
+        os.environ["XDG_CACHE_HOME"] = before

@@ -102,7 +102,7 @@ def test_kernels_with_prepacked_weights_are_checked_through_both_steps_and_time_
     D = te.compute((64, 64), lambda i, j: te.max(C[i, j] + bias[j], 0.0), name="D")
     func = te.create_prim_func([A, B, bias, D]).with_attr("layout_free_buffers", [1, 2])
     space = TVMSpace(tvm.IRModule({"main": func}), measurer.tvm_space.target)
-    prepacked = TVMMeasurer(space, measurer.options, builder=measurer.builder, runner=measurer.runner)
+    prepacked = TVMMeasurer(space, measurer.options, workers=measurer.workers)
     configs = space.space.sample(np.random.default_rng(0), 3)
     built = prepacked.builder.build([space.schedule(c)[0].mod for c in configs])
     splits = [layout_split(b.artifact) for b in built]

@@ -97,3 +97,52 @@ def test_goal_checks_first_then_only_when_the_calibrated_estimate_beats_it_and_h
     assert not goal.due(7.9e-3)  # calibrated, still slower than the goal
     assert goal.due(3e-3) and not goal.checks[-1].beaten
     assert not Goal("10ms", 10e-3, calibration=1.0, checks=goal.checks).due(7.9e-3)  # has not dropped 3% since the check
+
+
+def test_the_record_store_keeps_every_readable_trial_and_skips_what_is_damaged(tmp_path, capsys):
+    import os
+
+    from chameleon_tune.model.record_store import RecordStore, clear, summary, target_key
+
+    key = target_key('{"kind":"llvm","mcpu":"znver5","num-cores":2}', cache_flush=True)
+    assert key.startswith("llvm-znver5-2-cold-") and key != target_key('{"kind":"llvm","mcpu":"znver5","num-cores":2}', False)
+    store = RecordStore(str(tmp_path), key)
+    a, b = conv_like(64), conv_like(256)
+    run_a = store.writer("hash-a", "conv_a", a, str(tmp_path / "run1" / "tasks" / "00-conv_a"))
+    for config, latency in (((3, 0), 2e-3), ((5, 1), 1e-3), ((7, 2), None)):
+        run_a.append(config, latency)
+    run_b = store.writer("hash-b", "conv_b", b, str(tmp_path / "run2" / "tasks" / "00-conv_b"))
+    run_b.append((1, 1), 4e-3)
+    with open(run_a.path, "a") as f:
+        f.write('{"config": [2, 1], "latency')  # a run killed mid-line
+
+    (stored_a, stored_b) = sorted(store.load(), key=lambda w: w.name)
+    assert "skipped 1 unreadable line" in capsys.readouterr().err
+    assert stored_a.name == "conv_a" and stored_a.space == a and stored_a.configs.tolist() == [[3, 0], [5, 1], [7, 2]]
+    assert stored_a.latencies[1] == 1e-3 and np.isinf(stored_a.latencies[2])  # a failure is kept, as a failure
+    assert stored_a.best(2).tolist() == [[5, 1], [3, 0]]
+    assert len(stored_a.excluding(str(tmp_path / "run1")).latencies) == 0  # a resumed run has these already
+    assert len(stored_b.excluding(str(tmp_path / "run1")).latencies) == 1
+
+    # a damaged space file loses that workload only
+    with open(os.path.join(os.path.dirname(run_b.path), "space.json"), "w") as f:
+        f.write("{not json")
+    assert [w.name for w in store.load()] == ["conv_a"]
+    assert "unreadable space.json" in capsys.readouterr().err
+    assert [(r["workload"], r["trials"], r["valid"]) for r in summary(str(tmp_path))] == [("conv_a", 3, 2)]
+    assert clear(str(tmp_path)) == 1 and store.load() == []
+
+
+def test_a_task_learns_from_the_nearest_compatible_stored_workloads_only():
+    from chameleon_tune.model.record_store import StoredWorkload
+    from chameleon_tune.model.tuner import STORED_NEIGHBOURS, _neighbours
+
+    def stored(name, space, n=3):
+        return StoredWorkload(name, name, space, np.zeros((n, space.n_knobs), dtype=np.int64), np.ones(n), ("r",) * n)
+
+    other_knobs = Space((Knob("tile0", tuple(perfect_tilings(64, 2))), Knob("categorical0", (0, 16))))
+    pool = [stored("far", conv_like(1024)), stored("near", conv_like(128)), stored("other", other_knobs), stored("empty", conv_like(64), 0)]
+    pool += [stored(f"x{i}", conv_like(2 ** (11 + i))) for i in range(STORED_NEIGHBOURS)]
+    chosen = _neighbours(conv_like(64), pool)
+    assert [w.name for w in chosen[:2]] == ["near", "far"] and len(chosen) == STORED_NEIGHBOURS
+    assert not {"other", "empty"} & {w.name for w in chosen}

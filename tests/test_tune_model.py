@@ -11,9 +11,9 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def chameleon(*args):
+def chameleon(*args, env=None):
     return subprocess.run(
-        [sys.executable, "-m", "chameleon_tune.cli", *args], capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "chameleon_tune.cli", *args], capture_output=True, text=True, timeout=600, env=env
     )
 
 
@@ -65,7 +65,7 @@ def _summary(out) -> dict:
 def tuned(models, tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("tuned") / "run"
     out = chameleon("tune-model", "--model", str(models / "tiny.pt2"), "--trials", "6", "--round-trials", "2",
-                    "--output", str(out_dir), "--json")  # fmt: skip
+                    "--output", str(out_dir), "--records", str(out_dir.parent / "records"), "--json")  # fmt: skip
     return out_dir, _summary(out), out.stdout, models / "tiny.pt2"
 
 
@@ -142,11 +142,31 @@ def test_each_round_is_logged_with_why_and_first_turns_start_from_a_similar_task
 
 
 def test_a_budget_below_the_task_count_leaves_no_task_at_the_naive_default(models, tmp_path):
-    s = _summary(chameleon("tune-model", "--model", str(models / "tiny.pt2"), "--trials", "2", "--output", str(tmp_path),
-                           "--references", "pytorch", "--json"))  # fmt: skip
-    assert s["trials"] == 2 and len(s["fallbacks"]) == 2 and s["tasks_applied"] == 4
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    s = _summary(chameleon("tune-model", "--model", str(models / "tiny.pt2"), "--trials", "2", "--output", str(tmp_path / "o"),
+                           "--references", "pytorch", "--no-records", "--json", env=env))  # fmt: skip
+    assert not (tmp_path / "cache" / "chameleon").exists()  # --no-records: no record store
+    assert s["trials"] == 2 and len(s["fallbacks"]) == 2 and s["tasks_applied"] == 4 and s["records"] is None
     assert all("no trial in the budget: unmeasured schedule" in why for why in s["fallbacks"].values())
     assert s["max_abs_error"] <= s["tolerance"]
+
+
+def test_every_trial_goes_to_the_record_store_and_a_new_run_starts_from_it(tuned, tmp_path):
+    out_dir, first, _, model = tuned
+    store = str(out_dir.parent / "records")
+    listed = json.loads(chameleon("records", "--records", store, "--json").stdout)
+    assert sum(w["trials"] for w in listed["workloads"]) == first["trials"] and len(listed["workloads"]) == 4
+    again = json.loads(chameleon("records", "import", str(out_dir), "--records", store, "--json").stdout)
+    assert again["imported"] == 0  # its trials are in the store already
+
+    second = _summary(chameleon("tune-model", "--model", str(model), "--trials", "4", "--round-trials", "2",
+                                "--output", str(tmp_path / "o"), "--records", store, "--references", "pytorch", "--json"))  # fmt: skip
+    rounds = [json.loads(line) for line in (tmp_path / "o" / "scheduler.jsonl").read_text().splitlines()]
+    # the same operators, measured by the first run: each first turn starts from its own stored best
+    assert rounds and all(r["starts_from"] == f"{r['task']} (record store)" for r in rounds)
+    listed = json.loads(chameleon("records", "--records", store, "--json").stdout)
+    assert sum(w["trials"] for w in listed["workloads"]) == first["trials"] + second["trials"]
+    assert second["records"] == store
 
 
 def test_until_stops_tuning_once_a_verified_build_beats_the_goal(models, tmp_path):

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..api import DEFAULT_STRATEGY, UsageError, _target, check_runner, check_strategies, check_writable, locked, tune_workload
 from ..database import History
-from ..measure.interference import NOISY_CORES, CpuWatch
+from ..measure.interference import NOISY_CORES
 from ..measure.types import MeasureOptions, RunnerConfig
 from ..space import Space
 from ..workloads import Workload, get_workload, suite
@@ -98,14 +98,17 @@ def compare(
         raise UsageError(f"--reference {reference!r} is not among --strategies {','.join(strategies)}")
     if min(trials, seeds, batch_size) < 1:
         raise UsageError("--trials, --seeds and --batch-size must be at least 1")
-    _target(target, runner.threads)
+    tvm_target = _target(target, runner.threads)
     check_runner(runner)
     check_writable(out)
-    with locked(out, "comparison directory"):
-        return _compare(chosen, strategies, trials, seeds, out, reference, target, options, batch_size, progress, runner)
+    from ..measure.tvm_measurer import Workers
+
+    # One set of compiler and runner processes for every run: each set takes seconds to start.
+    with locked(out, "comparison directory"), Workers.open(tvm_target, options, runner) as workers:
+        return _compare(chosen, strategies, trials, seeds, out, reference, target, options, batch_size, progress, runner, workers)
 
 
-def _compare(chosen, strategies, trials, seeds, out, reference, target, options, batch_size, progress, runner) -> dict:
+def _compare(chosen, strategies, trials, seeds, out, reference, target, options, batch_size, progress, runner, workers) -> dict:
     from .compare_report import Progress, write_report
     from .reference import torch_latency_s
 
@@ -113,18 +116,15 @@ def _compare(chosen, strategies, trials, seeds, out, reference, target, options,
     runs: list[Run] = []
     pytorch_s: dict[str, float] = {}
     pytorch_interference: dict[str, float] = {}
-    watch = CpuWatch()
     try:
         for workload in chosen:
-            watch.start()
-            pytorch_s[workload.name] = torch_latency_s(workload, runner.threads)
-            pytorch_interference[workload.name] = watch.stop().cores
+            pytorch_s[workload.name], pytorch_interference[workload.name] = torch_latency_s(workload, runner.threads)
             for seed in range(seeds):
                 for strategy in strategies if seed % 2 == 0 else strategies[::-1]:
                     bar.start_run(f"{workload.name} {strategy} seed {seed}", workload.flops)
-                    runs.append(
-                        _tune_or_load(workload, strategy, seed, trials, out, target, options, batch_size, runner, bar.update)
-                    )
+                    runs.append(_tune_or_load(
+                        workload, strategy, seed, trials, out, target, options, batch_size, runner, workers, bar.update
+                    ))  # fmt: skip
                     bar.end_run(trials, len(runs))
     finally:
         bar.close()
@@ -144,7 +144,7 @@ def _compare(chosen, strategies, trials, seeds, out, reference, target, options,
     return summary
 
 
-def _tune_or_load(workload, strategy, seed, trials, out, target, options, batch_size, runner, on_trial) -> Run:
+def _tune_or_load(workload, strategy, seed, trials, out, target, options, batch_size, runner, workers, on_trial) -> Run:
     """A finished run is read back; anything else is tuned (resuming what its directory holds)."""
     work_dir = os.path.join(out, "runs", workload.name, f"{strategy}-s{seed}")
     done_path = os.path.join(work_dir, "result.json")
@@ -164,6 +164,7 @@ def _tune_or_load(workload, strategy, seed, trials, out, target, options, batch_
             batch_size=batch_size,
             on_trial=on_trial,
             runner=runner,
+            workers=workers,
         )
         done = result.to_json()
         with open(done_path, "w") as f:

@@ -13,9 +13,14 @@ import numpy as np
 from ..workloads import Workload
 
 
-def torch_latency_s(workload: Workload, threads: int | None = None, repeat: int = 30) -> float:
-    """Median latency of one call of ``workload`` in PyTorch eager."""
+def torch_latency_s(workload: Workload, threads: int | None = None, repeat: int = 30) -> tuple[float, float]:
+    """``(median latency of one call of workload in PyTorch eager, interference)``: the CPU other
+    work took while it was timed, in cores (``measure.interference``), the import and warm-up
+    left out (importing PyTorch beside TVM read as 0.6 cores of other work, the kernel's
+    memory housekeeping)."""
     import torch
+
+    from ..measure.interference import CpuWatch
 
     from ..tvm_space import _physical_cores
 
@@ -38,12 +43,15 @@ def torch_latency_s(workload: Workload, threads: int | None = None, repeat: int 
         np.testing.assert_allclose(run().numpy(), expected(), rtol=1e-3, atol=1e-3)
         for _ in range(5):
             run()
+        watch = CpuWatch()
+        watch.start()
         times = []
         for _ in range(repeat):
             start = time.perf_counter()
             run()
             times.append(time.perf_counter() - start)
-    return float(np.median(times))
+        interference = watch.stop().cores
+    return float(np.median(times)), interference
 
 
 def _conv2d_numpy(x: np.ndarray, w: np.ndarray, stride: int, padding: int) -> np.ndarray:

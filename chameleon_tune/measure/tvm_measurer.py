@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,18 +29,19 @@ class TVMMeasurer(Measurer):
         *,
         flops: float | None = None,
         database_dir: str | None = None,
-        runner: Runner | None = None,
-        builder: LocalBuilder | None = None,
+        workers: "Workers | None" = None,
     ) -> None:
+        """``workers``: a builder and runner shared with other tasks (the caller closes them);
+        by default this measurer opens its own on this machine and closes them in :meth:`close`."""
         from tvm.s_tir import meta_schedule as ms
 
         self.tvm_space = tvm_space
         self.space = tvm_space.space
         self.options = options
         self.flops = flops
-        # A model's tasks share one builder and runner: their workers cost seconds to start.
-        self.builder = builder or make_builder(tvm_space.target, options)
-        self.runner = runner or make_runner(tvm_space.target, options)
+        self._own_workers = workers is None
+        self.workers = workers or Workers.open(tvm_space.target, options)
+        self.builder, self.runner = self.workers.builder, self.workers.runner
         func = tvm_space.mod["main"]
         self.args_info = ms.arg_info.ArgInfo.from_prim_func(func)
         self.database = None
@@ -147,8 +149,8 @@ class TVMMeasurer(Measurer):
         )
 
     def close(self) -> None:
-        self.builder.close()
-        self.runner.close()
+        if self._own_workers:
+            self.workers.close()
 
 
 def _result(run: RunResult, build_s: float) -> MeasureResult:
@@ -159,6 +161,31 @@ def _result(run: RunResult, build_s: float) -> MeasureResult:
         float(min(run.run_secs)), run.run_secs, build_s=build_s, run_s=run.run_s,
         interference=run.interference, noisy=run.noisy,
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Workers:
+    """A builder and a runner that tasks measure with in turn: their processes take seconds to
+    start, so a model's tasks, or a comparison's runs, share one set. Processes start at first use."""
+
+    builder: LocalBuilder
+    runner: Runner
+
+    @classmethod
+    def open(cls, target, options: MeasureOptions, config: RunnerConfig = RunnerConfig()) -> "Workers":
+        return cls(make_builder(target, options, config), make_runner(target, options, config))
+
+    def close(self) -> None:
+        try:
+            self.builder.close()
+        finally:
+            self.runner.close()
+
+    def __enter__(self) -> "Workers":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def make_builder(target, options: MeasureOptions, config: RunnerConfig = RunnerConfig()) -> LocalBuilder:

@@ -50,7 +50,8 @@ from .importer import ModelError, load_model
 from ..evaluation.model_references import REFERENCES, check_references
 from .goal import Goal, parse_until
 from .pipeline import Pipeline
-from .transfer import Transfer, compatible, starting_configs
+from .record_store import RecordStore, RecordStoreError, target_key
+from .transfer import Transfer, compatible, distance, starting_configs
 from .scheduler import GradientScheduler, ModelTask, SchedulerConfig, extract_tasks, warmup_trials
 
 DEFAULT_MODEL = "resnet18"
@@ -63,6 +64,11 @@ ANCHOR_SHARE = 0.05
 from, gets a full round as its first turn: a random first trial would be a poor start to pass on."""
 STARTING_CONFIGS = 2
 """Configurations a task's first turn takes from its most similar measured task."""
+STORED_NEIGHBOURS = 8
+"""Stored workloads (of earlier runs, see ``record_store.py``) a task's shared cost model learns
+from: the nearest compatible ones."""
+STORED_TRIALS = 256
+"""The latest trials of each stored workload it learns from: bounded refits however large the store."""
 
 
 @dataclass(frozen=True)
@@ -85,10 +91,18 @@ class _Task:
     tvm_space: object
     history: History
     measurer: object
+    store: object | None = None
+    """Where its trials go in the record store (``record_store.TrialWriter``), if one is used."""
+    neighbours: list = field(default_factory=list)
+    """The nearest compatible workloads of earlier runs in the store (``record_store.StoredWorkload``)."""
 
     @property
     def exhausted(self) -> bool:
         return len(self.history) >= self.tvm_space.space.size
+
+    def record(self, trial) -> None:
+        if self.store is not None:
+            self.store.append(trial.config, trial.result.latency_s if trial.result.valid else None)
 
 
 def tune_model(
@@ -108,6 +122,7 @@ def tune_model(
     time_budget_s: float | None = None,
     until: str | None = None,
     transfer: Transfer = Transfer(),
+    records: str | None = None,
 ) -> ModelTuneResult:
     """Tune ``model`` (a built-in name, or a ``.pt2`` / ``.onnx`` file) into ``output``.
 
@@ -119,7 +134,9 @@ def tune_model(
     weights flushed, as in the model); ``runner`` says where kernels are measured (this machine,
     or RPC devices); the tuned model is timed against ``references`` (and the model's own
     runtime); ``pipeline`` says which graph rewrites surround tuning; ``transfer`` what tasks
-    pass on to each other (starting configurations, a shared cost model). Raises
+    pass on to each other (starting configurations, a shared cost model); ``records`` is a
+    record store directory (``record_store.py``; None: none) whose trials of earlier runs on
+    this target the tasks learn from and start from, and to which every trial is appended. Raises
     :class:`UsageError` for bad input and ``VerificationError`` when the tuned model's output
     does not match the reference (then nothing is exported).
     """
@@ -137,6 +154,11 @@ def tune_model(
     check_runner(runner)
     threads = _use_threads(runner.threads)
     check_writable(output)
+    if records:
+        try:
+            RecordStore(records, target_key(str(tvm_target), options.enable_cpu_cache_flush)).check_writable()
+        except RecordStoreError as exc:
+            raise UsageError(str(exc)) from None
     try:
         imported = load_model(model, threads=threads)
     except ModelError as exc:
@@ -153,14 +175,14 @@ def tune_model(
         budget = trials or (None if time_budget_s else TRIALS_PER_TASK * len(model_tasks))
         tasks, resumed = _tune_tasks(
             built, model_tasks, output, strategy, _Budget(budget, time_budget_s, start, goal), seed, options,
-            SchedulerConfig(round_trials=round_trials), progress, runner, transfer,
+            SchedulerConfig(round_trials=round_trials), progress, runner, transfer, records,
         )  # fmt: skip
         tuning_wall_s = time.perf_counter() - start
         return _build_and_report(built, tasks, references, {
             "model": imported.name, "strategy": strategy, "budget": budget, "time_budget_s": time_budget_s,
             "resumed": resumed, "tuning_wall_s": tuning_wall_s, "target": str(tvm_target), "threads": threads,
             "seed": seed, "output": output, "pipeline": pipeline.to_json(), "until": goal.to_json() if goal else None,
-            "transfer": transfer.to_json(), "cache_flush": options.enable_cpu_cache_flush,
+            "transfer": transfer.to_json(), "cache_flush": options.enable_cpu_cache_flush, "records": records,
         })  # fmt: skip
 
 
@@ -231,17 +253,20 @@ def _goal(built: _Model, name: str, latency_s: float | None) -> Goal:
 
 
 def _tune_tasks(
-    built: _Model, model_tasks, output, strategy, budget: _Budget, seed, options, config, progress, runner, transfer
+    built: _Model, model_tasks, output, strategy, budget: _Budget, seed, options, config, progress, runner, transfer, records
 ):
     """Spend the budget on the tasks, re-time each task's best: ``(tasks, resumed)``."""
-    from ..measure.tvm_measurer import make_builder, make_runner
+    from ..measure.tvm_measurer import Workers
     from ..tuner import retime_best
 
     target = built.target
-    builder = make_builder(target, options, runner)
-    measure_on = make_runner(target, options, runner)
+    store = RecordStore(records, target_key(str(target), options.enable_cpu_cache_flush)) if records else None
+    stored = [w.excluding(output) for w in store.load()] if store else []
+    workers = Workers.open(target, options, runner)  # one set for all tasks
     try:
-        tasks = [_open(task, i, output, target, seed, options, builder, measure_on) for i, task in enumerate(model_tasks)]
+        tasks = [_open(task, i, output, target, seed, options, workers, store) for i, task in enumerate(model_tasks)]
+        for t in tasks:
+            t.neighbours = _neighbours(t.tvm_space.space, stored)
         resumed = sum(len(t.history) for t in tasks)
         stop = _goal_check(built, tasks, budget) if budget.goal else None
         _spend(tasks, strategy, budget, seed, config, progress, SchedulerLog(output), stop, transfer)
@@ -249,8 +274,7 @@ def _tune_tasks(
             t.measurer.prepare()
             retime_best(t.measurer, t.history)
     finally:
-        builder.close()
-        measure_on.close()
+        workers.close()
     return tasks, resumed
 
 
@@ -404,7 +428,7 @@ def _use_threads(threads: int | None = None) -> int:
     return threads
 
 
-def _open(task: ModelTask, index: int, output: str, target, seed: int, options, builder, runner) -> _Task:
+def _open(task: ModelTask, index: int, output: str, target, seed: int, options, workers, store) -> _Task:
     import tvm_ffi
 
     from ..measure.tvm_measurer import TVMMeasurer
@@ -412,15 +436,17 @@ def _open(task: ModelTask, index: int, output: str, target, seed: int, options, 
 
     work_dir = os.path.join(output, "tasks", f"{index:02d}-{task.name}")
     # The structural hash is what the database is keyed on: a changed operator must not resume.
-    _claim_work_dir(work_dir, {"task": task.name, "hash": str(tvm_ffi.structural_hash(task.mod))})
+    key = str(tvm_ffi.structural_hash(task.mod))
+    _claim_work_dir(work_dir, {"task": task.name, "hash": key})
     tvm_space = TVMSpace(task.mod, target, seed=max(1, seed + 1))
     _check_space(os.path.join(work_dir, "space.json"), tvm_space.space)
     try:
         history = History(tvm_space.space, os.path.join(work_dir, "history.jsonl"))
     except HistoryError as exc:
         raise UsageError(str(exc)) from None
-    measurer = TVMMeasurer(tvm_space, options, database_dir=work_dir, runner=runner, builder=builder)
-    return _Task(task, work_dir, tvm_space, history, measurer)
+    measurer = TVMMeasurer(tvm_space, options, database_dir=work_dir, workers=workers)
+    writer = store.writer(key, task.name, tvm_space.space, work_dir) if store is not None else None
+    return _Task(task, work_dir, tvm_space, history, measurer, writer)
 
 
 def _spend(
@@ -478,7 +504,7 @@ def _spend(
             )
             tune(
                 t.measurer, make_search(strategy, context), t.history, trials=goal, batch_size=turn,
-                on_trial=bars.trial, retime_top=0, seeds=seeds,
+                on_trial=lambda trial, t=t: (t.record(trial), bars.trial(trial)), retime_top=0, seeds=seeds,
             )  # fmt: skip
             if len(t.history) < goal or t.exhausted:
                 finished.add(index)  # the strategy found nothing new to measure
@@ -490,21 +516,39 @@ def _spend(
 
 
 def _related(t: _Task, tasks: list[_Task]):
-    """Every other task's measurements in ``t``'s knobs, as the shared cost model asks for them."""
+    """Every other task's measurements in ``t``'s knobs, and its neighbours' in the record store,
+    as the shared cost model asks for them."""
     space = t.tvm_space.space
     siblings = [o for o in tasks if o is not t and compatible(o.tvm_space.space, space)]
-    return lambda: [(o.tvm_space.space, o.history.configs, o.history.latencies) for o in siblings if len(o.history)]
+    stored = [(w.space, w.configs, w.latencies) for w in t.neighbours]
+    return lambda: [(o.tvm_space.space, o.history.configs, o.history.latencies) for o in siblings if len(o.history)] + stored
+
+
+def _neighbours(space, stored: list) -> list:
+    """The stored workloads a task with ``space`` learns from: compatible, nearest first, at most
+    :data:`STORED_NEIGHBOURS` of them, each its latest :data:`STORED_TRIALS` trials."""
+    from .record_store import StoredWorkload
+
+    fits = sorted((w for w in stored if len(w.latencies) and compatible(w.space, space)), key=lambda w: distance(w.space, space))
+    return [
+        StoredWorkload(w.key, w.name, w.space, w.configs[-STORED_TRIALS:], w.latencies[-STORED_TRIALS:], w.runs[-STORED_TRIALS:])
+        for w in fits[:STORED_NEIGHBOURS]
+    ]
 
 
 def _starting_configs(t: _Task, tasks: list[_Task]) -> tuple[np.ndarray | None, str | None]:
-    """The valid configurations ``t`` starts from, and the task they come from (None: none)."""
+    """The valid configurations ``t`` starts from, and the task they come from (None: none):
+    the most similar task measured in this run or, in the record store, in an earlier one."""
     others = [o for o in tasks if o is not t and len(o.history)]
     measured = [(o.tvm_space.space, [trial.config for trial in o.history.top(STARTING_CONFIGS)]) for o in others]
+    names = [o.task.name for o in others]
+    measured += [(w.space, w.best(STARTING_CONFIGS)) for w in t.neighbours]
+    names += [f"{w.name} (record store)" for w in t.neighbours]
     configs, source = starting_configs(t.tvm_space.space, measured, STARTING_CONFIGS)
     configs = np.array([c for c in configs if t.tvm_space.schedule(c)[0] is not None], dtype=np.int64)
     if not len(configs):
         return None, None
-    return configs, others[source].task.name
+    return configs, names[source]
 
 
 class SchedulerLog:
