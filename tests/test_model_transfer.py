@@ -99,6 +99,22 @@ def test_goal_checks_first_then_only_when_the_calibrated_estimate_beats_it_and_h
     assert not Goal("10ms", 10e-3, calibration=1.0, checks=goal.checks).due(7.9e-3)  # has not dropped 3% since the check
 
 
+def test_a_reference_goal_is_timed_again_after_a_minute_of_tuning():
+    import time
+
+    from chameleon_tune.model.goal import RETIME_S
+
+    delay = [0.004]
+    goal = Goal("onnxruntime", 0.004, reference=lambda: time.sleep(delay[0]), calibration=1.0)
+    goal.refresh(RETIME_S / 2)
+    assert goal.goal_s == 0.004 and goal.retimes == 0  # timed recently enough
+    delay[0] = 0.008  # the machine slowed down: the reference too
+    assert not goal.due(0.006)  # against the stale timing the estimate never calls a check
+    goal.refresh(RETIME_S + 1)
+    assert goal.retimes == 1 and goal.goal_s >= 0.008 and goal.due(0.006)
+    assert goal.to_json()["reference_retimed"] == 1
+
+
 def test_the_record_store_keeps_every_readable_trial_and_skips_what_is_damaged(tmp_path, capsys):
     import os
 

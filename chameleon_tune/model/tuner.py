@@ -288,9 +288,10 @@ def _goal_check(built: _Model, tasks: list[_Task], budget: _Budget):
         if any(b is None for b in bests):
             return False  # a task without a measured record: the estimate cannot say yet
         estimate = final_estimate(weights, bests)
+        tuning_s = time.perf_counter() - budget.start
+        goal.refresh(tuning_s)
         if not goal.due(estimate):
             return False
-        tuning_s = time.perf_counter() - budget.start
         trials = sum(len(t.history) for t in tasks)
         return goal.check(lambda: built.build(chosen_records(tasks, built.target)[0])[0].bind(built.inputs), estimate, tuning_s, trials)
 
