@@ -39,14 +39,11 @@ class Task:
     history: History
     lock: WorkDirLock
     """Held on the work directory until :meth:`close`: one tuner per directory."""
-    own_workers: object | None = None
-    """The builder and runner opened for this task alone (``None``: the caller's)."""
 
     def close(self) -> None:
         """Stop the measurement workers opened for this task and give the work directory free."""
         try:
-            if self.own_workers is not None:
-                self.own_workers.close()
+            self.measurer.close()
         finally:
             self.lock.release()
 
@@ -86,7 +83,7 @@ def _open_locked(wl, tvm_target, work_dir, strategy, options, seed, runner, lock
     if work_dir is not None:
         _claim_work_dir(work_dir, {"workload": wl.name, "target": str(tvm_target), "strategy": strategy})
 
-    from .measure.tvm_measurer import TVMMeasurer, Workers
+    from .measure.tvm_measurer import TVMMeasurer
     from .tvm_space import TVMSpace
 
     tvm_space = TVMSpace(wl.prim_func(), tvm_target, seed=max(1, seed + 1))
@@ -98,9 +95,8 @@ def _open_locked(wl, tvm_target, work_dir, strategy, options, seed, runner, lock
         history = History(tvm_space.space, history_path)
     except HistoryError as exc:
         raise UsageError(str(exc)) from None
-    own = None if workers is not None else Workers.open(tvm_target, options, runner)
-    measurer = TVMMeasurer(tvm_space, options, flops=wl.flops, database_dir=work_dir, workers=workers or own)
-    return Task(wl, tvm_space, measurer, history, lock, own)
+    measurer = TVMMeasurer(tvm_space, options, flops=wl.flops, database_dir=work_dir, workers=workers, config=runner)
+    return Task(wl, tvm_space, measurer, history, lock)
 
 
 def tune_workload(

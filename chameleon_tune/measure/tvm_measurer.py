@@ -30,9 +30,11 @@ class TVMMeasurer(Measurer):
         flops: float | None = None,
         database_dir: str | None = None,
         workers: "Workers | None" = None,
+        config: RunnerConfig = RunnerConfig(),
     ) -> None:
         """``workers``: a builder and runner shared with other tasks (the caller closes them);
-        by default this measurer opens its own on this machine and closes them in :meth:`close`."""
+        by default this measurer opens its own where ``config`` says (this machine, or RPC
+        devices) and closes them in :meth:`close`."""
         from tvm.s_tir import meta_schedule as ms
 
         self.tvm_space = tvm_space
@@ -40,7 +42,7 @@ class TVMMeasurer(Measurer):
         self.options = options
         self.flops = flops
         self._own_workers = workers is None
-        self.workers = workers or Workers.open(tvm_space.target, options)
+        self.workers = workers or Workers.open(tvm_space.target, options, config)
         self.builder, self.runner = self.workers.builder, self.workers.runner
         func = tvm_space.mod["main"]
         self.args_info = ms.arg_info.ArgInfo.from_prim_func(func)

@@ -70,11 +70,17 @@ class StoredWorkload:
     def excluding(self, directory: str) -> "StoredWorkload":
         """Without the trials measured under ``directory`` (a run resumed there has them already)."""
         prefix = os.path.abspath(directory)
-        keep = np.array([r != prefix and not r.startswith(prefix + os.sep) for r in self.runs], dtype=bool)
+        return self._take([i for i, r in enumerate(self.runs) if r != prefix and not r.startswith(prefix + os.sep)])
+
+    def latest(self, n: int) -> "StoredWorkload":
+        """Its last ``n`` trials."""
+        return self._take(list(range(max(0, len(self.runs) - n), len(self.runs))))
+
+    def _take(self, rows: list[int]) -> "StoredWorkload":
+        index = np.array(rows, dtype=np.int64)
         return StoredWorkload(
-            self.key, self.name, self.space, self.configs[keep], self.latencies[keep],
-            tuple(r for r, k in zip(self.runs, keep) if k),
-        )  # fmt: skip
+            self.key, self.name, self.space, self.configs[index], self.latencies[index], tuple(self.runs[i] for i in rows)
+        )
 
     def best(self, k: int) -> np.ndarray:
         order = np.argsort(self.latencies, kind="stable")

@@ -154,9 +154,10 @@ def tune_model(
     check_runner(runner)
     threads = _use_threads(runner.threads)
     check_writable(output)
-    if records:
+    store = RecordStore(records, target_key(str(tvm_target), options.enable_cpu_cache_flush)) if records else None
+    if store is not None:
         try:
-            RecordStore(records, target_key(str(tvm_target), options.enable_cpu_cache_flush)).check_writable()
+            store.check_writable()
         except RecordStoreError as exc:
             raise UsageError(str(exc)) from None
     try:
@@ -175,7 +176,7 @@ def tune_model(
         budget = trials or (None if time_budget_s else TRIALS_PER_TASK * len(model_tasks))
         tasks, resumed = _tune_tasks(
             built, model_tasks, output, strategy, _Budget(budget, time_budget_s, start, goal), seed, options,
-            SchedulerConfig(round_trials=round_trials), progress, runner, transfer, records,
+            SchedulerConfig(round_trials=round_trials), progress, runner, transfer, store,
         )  # fmt: skip
         tuning_wall_s = time.perf_counter() - start
         return _build_and_report(built, tasks, references, {
@@ -253,14 +254,13 @@ def _goal(built: _Model, name: str, latency_s: float | None) -> Goal:
 
 
 def _tune_tasks(
-    built: _Model, model_tasks, output, strategy, budget: _Budget, seed, options, config, progress, runner, transfer, records
+    built: _Model, model_tasks, output, strategy, budget: _Budget, seed, options, config, progress, runner, transfer, store
 ):
     """Spend the budget on the tasks, re-time each task's best: ``(tasks, resumed)``."""
     from ..measure.tvm_measurer import Workers
     from ..tuner import retime_best
 
     target = built.target
-    store = RecordStore(records, target_key(str(target), options.enable_cpu_cache_flush)) if records else None
     stored = [w.excluding(output) for w in store.load()] if store else []
     workers = Workers.open(target, options, runner)  # one set for all tasks
     try:
@@ -528,13 +528,8 @@ def _related(t: _Task, tasks: list[_Task]):
 def _neighbours(space, stored: list) -> list:
     """The stored workloads a task with ``space`` learns from: compatible, nearest first, at most
     :data:`STORED_NEIGHBOURS` of them, each its latest :data:`STORED_TRIALS` trials."""
-    from .record_store import StoredWorkload
-
     fits = sorted((w for w in stored if len(w.latencies) and compatible(w.space, space)), key=lambda w: distance(w.space, space))
-    return [
-        StoredWorkload(w.key, w.name, w.space, w.configs[-STORED_TRIALS:], w.latencies[-STORED_TRIALS:], w.runs[-STORED_TRIALS:])
-        for w in fits[:STORED_NEIGHBOURS]
-    ]
+    return [w.latest(STORED_TRIALS) for w in fits[:STORED_NEIGHBOURS]]
 
 
 def _starting_configs(t: _Task, tasks: list[_Task]) -> tuple[np.ndarray | None, str | None]:
