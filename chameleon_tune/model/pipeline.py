@@ -14,6 +14,8 @@ Every pass is TVM's own; this module only chooses and orders them, the way TVM's
   in the order its tiles walk them; after tuning, ``SplitLayoutRewritePreproc`` moves that
   re-layout out of the kernel and ``FoldConstant`` runs it once, at compile time, on the
   bound weights. The library is still called as ``vm["main"](input)``.
+- ``winograd``: 3x3 stride-1 convolutions legalized to F(4x4, 3x3) Winograd (``winograd.py``),
+  their weight transform folded at compile time.
 
 Extraction and compilation fuse with the same passes, so the tasks tuned are the functions
 looked up (by structural hash) when the model is compiled.
@@ -28,6 +30,7 @@ from dataclasses import asdict, dataclass
 class Pipeline:
     fold_batch_norm: bool = True
     prepack_weights: bool = True
+    winograd: bool = True
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -51,9 +54,11 @@ class Pipeline:
     def _fusion_passes(self, target) -> list:
         from tvm import relax
 
+        from .winograd import legalize_map
+
         passes = [
             *_backend(target).library_dispatch_passes(target),
-            relax.transform.LegalizeOps(),
+            relax.transform.LegalizeOps(legalize_map() if self.winograd else None),
             relax.transform.AnnotateTIROpPattern(),
             relax.transform.FoldConstant(),
             relax.transform.FuseOps(),

@@ -1,0 +1,109 @@
+"""Winograd convolutions in the model pipeline: which convolutions take them, and that they
+compute the convolution, unscheduled and scheduled, on outputs that are not whole tiles."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from chameleon_tune.model.importer import _from_exported
+from chameleon_tune.model.pipeline import Pipeline
+from chameleon_tune.model.scheduler import extract_tasks
+from chameleon_tune.tvm_space import host_target
+
+
+class _Convs(nn.Module):
+    """One eligible convolution and four that are not (stride 2, 1x1, depthwise, 3 input channels)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.image = nn.Conv2d(3, 16, 3, padding=1)  # 3 input channels: too few
+        self.eligible = nn.Conv2d(16, 16, 3, padding=1)  # 7x7 output: not whole 4x4 tiles
+        self.strided = nn.Conv2d(16, 16, 3, stride=2, padding=1)
+        self.pointwise = nn.Conv2d(16, 16, 1)
+        self.depthwise = nn.Conv2d(16, 16, 3, padding=1, groups=16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.image(x))
+        x = torch.relu(self.eligible(x)) + x
+        return self.depthwise(self.pointwise(self.strided(x)))
+
+
+@pytest.fixture(scope="module")
+def convs():
+    torch.manual_seed(0)
+    module = _Convs().eval()
+    x = torch.randn(1, 3, 7, 7)
+    imported = _from_exported("convs", torch.export.export(module, (x,)), module, threads=1)
+    return imported, x.numpy()
+
+
+def _tasks(imported, winograd: bool):
+    target = host_target(num_cores=2)
+    pipeline = Pipeline(winograd=winograd)
+    return target, pipeline, extract_tasks(pipeline.fuse(pipeline.prepare(imported.mod), target), target)
+
+
+def test_only_3x3_stride_1_convolutions_with_enough_channels_take_winograd(convs):
+    imported, _ = convs
+    _, _, tasks = _tasks(imported, winograd=True)
+    winograd = [t.name for t in tasks if "winograd" in t.name]
+    assert len(winograd) == 1 and "add" in winograd[0] and "relu" in winograd[0]  # its epilogue fused in
+    assert sum("conv2d" in t.name and "winograd" not in t.name for t in tasks) == 4
+    assert not any("winograd" in t.name for t in _tasks(imported, winograd=False)[2])
+
+
+def test_the_winograd_model_computes_the_convolutions(convs):
+    from tvm.s_tir import meta_schedule as ms
+
+    from chameleon_tune.model.build import CompiledModel
+
+    imported, x = convs
+    target, pipeline, _ = _tasks(imported, winograd=True)
+    # Compiled the tuned way (fused, weights transformed at compile time), no kernel scheduled.
+    model = CompiledModel(pipeline.compile(pipeline.prepare(imported.mod), target, ms.database.MemoryDatabase()))
+    (out,) = model([x])
+    (expected,) = imported.reference([x])
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_scheduled_winograd_kernels_are_correct_on_partial_tiles(convs):
+    """Every scheduled configuration reads only what it padded: each output is checked
+    against the unscheduled kernel by the measurer."""
+    from chameleon_tune.measure.tvm_measurer import TVMMeasurer
+    from chameleon_tune.measure.types import MeasureOptions
+    from chameleon_tune.tvm_space import TVMSpace
+
+    imported, _ = convs
+    target, _, tasks = _tasks(imported, winograd=True)
+    (task,) = [t for t in tasks if "winograd" in t.name]
+    space = TVMSpace(task.mod, target)
+    measurer = TVMMeasurer(space, MeasureOptions(number=1, repeat=1, min_repeat_ms=0))
+    try:
+        results = measurer.measure(space.space.sample(np.random.default_rng(0), 4))
+    finally:
+        measurer.close()
+    checked = [r for r in results if r.error != "invalid"]  # a schedule its postprocessors reject is not run
+    assert checked and all(r.valid for r in checked), [r.error_msg for r in checked]
+
+
+@pytest.mark.parametrize("size", [7, 8, 14])
+def test_every_tile_reads_inside_the_padded_input(size):
+    """``topi``'s tiles read ``alpha`` rows from each tile's start; on a 7x7 or 14x14 output the
+    last tile would read past a padding of 1 (a scheduled kernel then returned garbage)."""
+    from tvm import te
+
+    from chameleon_tune.model import winograd
+
+    data, weight = te.placeholder((1, 16, size, size), name="data"), te.placeholder((6, 6, 16, 16), name="weight")
+    out = winograd.conv2d_winograd(data, weight, [1, 1, 1, 1])
+    assert [int(x) for x in out.shape] == [1, 16, size, size]
+    stages, pending = {}, [out]
+    while pending:
+        tensor = pending.pop()
+        stages[tensor.op.name] = tensor
+        pending += list(tensor.op.input_tensors)
+    tiles = -(-size // winograd.TILE)
+    reach = (tiles - 1) * winograd.TILE + winograd.TILE + 2  # the last tile's start + alpha
+    read = stages["input_tile"].op.input_tensors[0]
+    assert all(int(extent) >= reach for extent in read.shape[2:]), read.shape
