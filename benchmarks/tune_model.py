@@ -11,8 +11,8 @@ and the references (PyTorch eager, torch.compile, ONNX Runtime; same thread coun
 the same process. At the end all exported models and the references are timed again
 in interleaved rounds (``side_by_side``): the ratios to quote.
 ``--variants`` (ablation): ``default``, ``no-prepack`` (weights in their original layout),
-``no-fold`` (batch norm not folded), ``no-winograd`` (3x3 convolutions computed directly),
-``plain`` (none of the three), ``no-starts`` (first turns from
+``no-fold`` (batch norm not folded), ``plain`` (neither), ``winograd`` (3x3 stride-1
+convolutions as Winograd F(4x4, 3x3)), ``no-starts`` (first turns from
 the strategy, not from a similar task's best), ``no-shared`` (each task's cost model learns
 from its own measurements alone), ``warm`` (kernels timed with their arguments
 left in cache, not flushed before each call), ``records`` (tasks learn from and start from
@@ -143,8 +143,8 @@ def _variants() -> dict[str, dict]:
         "records": {},  # the record store is passed per run
         "no-prepack": {"pipeline": Pipeline(prepack_weights=False)},
         "no-fold": {"pipeline": Pipeline(fold_batch_norm=False)},
-        "no-winograd": {"pipeline": Pipeline(winograd=False)},
-        "plain": {"pipeline": Pipeline(fold_batch_norm=False, prepack_weights=False, winograd=False)},
+        "winograd": {"pipeline": Pipeline(winograd=True)},
+        "plain": {"pipeline": Pipeline(fold_batch_norm=False, prepack_weights=False)},
         "no-starts": {"transfer": Transfer(starting_configs=False)},
         "no-shared": {"transfer": Transfer(shared_cost_model=False)},
         "warm": {"options": MeasureOptions(enable_cpu_cache_flush=False)},

@@ -81,7 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     model.add_argument("--no-fold-batch-norm", action="store_true", help="keep batch norm apart from the convolutions' weights")
     model.add_argument("--no-prepack", action="store_true", help="keep weights in their original layout (no layout rewrite)")
-    model.add_argument("--no-winograd", action="store_true", help="compute 3x3 convolutions directly, not as Winograd F(4x4, 3x3)")
+    model.add_argument(
+        "--winograd", action="store_true",
+        help="compute 3x3 stride-1 convolutions as Winograd F(4x4, 3x3): faster kernels, slower to tune (pays off on long budgets)",
+    )  # fmt: skip
     model.add_argument(
         "--no-shared-model", action="store_true",
         help="each task's cost model learns from its own measurements only (default: from every similar task's too)",
@@ -401,7 +404,7 @@ def _tune_model(args) -> int:
             options=options, round_trials=args.round_trials, progress=True, runner=runner,
             references=args.references.split(","), time_budget_s=args.time_budget, until=args.until,
             pipeline=Pipeline(
-                fold_batch_norm=not args.no_fold_batch_norm, prepack_weights=not args.no_prepack, winograd=not args.no_winograd
+                fold_batch_norm=not args.no_fold_batch_norm, prepack_weights=not args.no_prepack, winograd=args.winograd
             ),
             transfer=Transfer(shared_cost_model=not args.no_shared_model), records=_records_dir(args),
         )  # fmt: skip

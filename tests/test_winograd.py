@@ -1,6 +1,8 @@
 """Winograd convolutions in the model pipeline: which convolutions take them, and that they
 compute the convolution, unscheduled and scheduled, on outputs that are not whole tiles."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -107,3 +109,24 @@ def test_every_tile_reads_inside_the_padded_input(size):
     reach = (tiles - 1) * winograd.TILE + winograd.TILE + 2  # the last tile's start + alpha
     read = stages["input_tile"].op.input_tensors[0]
     assert all(int(extent) >= reach for extent in read.shape[2:]), read.shape
+
+
+def test_tune_model_with_winograd_builds_a_checked_model(tmp_path):
+    """``--winograd`` end to end: tasks tuned, the weight transform folded, the model checked."""
+    import json
+    import subprocess
+    import sys
+
+    torch.manual_seed(0)
+    module, x = _Convs().eval(), torch.randn(1, 3, 7, 7)
+    torch.export.save(torch.export.export(module, (x,)), tmp_path / "convs.pt2")
+    out = subprocess.run(
+        [sys.executable, "-m", "chameleon_tune.cli", "tune-model", "--model", str(tmp_path / "convs.pt2"), "--winograd",
+         "--trials", "8", "--round-trials", "1", "--no-records", "--references", "pytorch", "--output", str(tmp_path / "run"), "--json"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["pipeline"]["winograd"] and summary["max_abs_error"] <= summary["tolerance"]
+    assert "as Winograd F(4x4, 3x3)" in (tmp_path / "run" / "report.md").read_text()
+    assert any("winograd" in name for name in os.listdir(tmp_path / "run" / "tasks"))

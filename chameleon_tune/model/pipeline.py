@@ -14,8 +14,10 @@ Every pass is TVM's own; this module only chooses and orders them, the way TVM's
   in the order its tiles walk them; after tuning, ``SplitLayoutRewritePreproc`` moves that
   re-layout out of the kernel and ``FoldConstant`` runs it once, at compile time, on the
   bound weights. The library is still called as ``vm["main"](input)``.
-- ``winograd``: 3x3 stride-1 convolutions legalized to F(4x4, 3x3) Winograd (``winograd.py``),
-  their weight transform folded at compile time.
+- ``winograd`` (off by default): 3x3 stride-1 convolutions legalized to F(4x4, 3x3) Winograd
+  (``winograd.py``), their weight transform folded at compile time. Its kernels are faster but
+  take about 3x longer to build per trial: on ResNet-18 it lost at 5 minutes of tuning and won
+  at 20 (BENCHMARKS.md section 18).
 
 Extraction and compilation fuse with the same passes, so the tasks tuned are the functions
 looked up (by structural hash) when the model is compiled.
@@ -30,7 +32,7 @@ from dataclasses import asdict, dataclass
 class Pipeline:
     fold_batch_norm: bool = True
     prepack_weights: bool = True
-    winograd: bool = True
+    winograd: bool = False
 
     def to_json(self) -> dict:
         return asdict(self)
