@@ -146,3 +146,34 @@ def test_evolutionary_skips_candidates_outside_the_knob_space(matmul_space, monk
     proposed = strategy.propose(8)
     assert len(proposed) == 8 and len({tuple(c) for c in proposed}) == 8
     assert strategy.outside_space > 0
+
+
+def test_local_refinement_measures_unmeasured_valid_neighbours_of_the_best():
+    """``chameleon`` gives a quarter of each batch to one-knob neighbours of its best measured
+    configurations: never a measured one, never one the task's check rejects."""
+    measurer = SyntheticMeasurer()
+    history = History(measurer.space)
+    rejected = []
+
+    def is_valid(config) -> bool:
+        if config[1] == 4:  # the task's own check, like a TVM schedule that fails to apply
+            rejected.append(tuple(config))
+            return False
+        return True
+
+    strategy = make_strategy("chameleon", TaskContext(measurer.space, history, seed=0, is_valid=is_valid))
+    tune(measurer, strategy, history, trials=32, batch_size=16)
+    best = [t.config for t in history.top(16)]
+    local = strategy.local_refinement(4, exclude=set())
+    assert len(local) == 4
+    for config in local:
+        assert tuple(config) not in history.keys and config[1] != 4
+        assert any(np.abs(np.asarray(config) - b).sum() == 1 for b in best)  # one knob, one step
+    # the batch keeps room for them: the clusters' picks (adaptive sampling may pick fewer
+    # than asked), then 4 from local refinement
+    batch = strategy.propose(16)
+    assert 4 < len(batch) <= 16 and len({tuple(c) for c in batch}) == len(batch)
+    assert all(any(np.abs(c - b).sum() == 1 for b in best) for c in batch[-4:])
+    # a strategy without the share (the paper's ablations) proposes none
+    rl = make_strategy("rl", TaskContext(measurer.space, history, seed=0))
+    assert rl.config.local_share == 0.0

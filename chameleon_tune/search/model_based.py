@@ -4,6 +4,8 @@ Each iteration refits the XGBoost model on every measurement so far, asks an
 *optimizer* (simulated annealing, or Chameleon's PPO agent) for the
 ``plan_size`` best-predicted unmeasured configurations, and measures them,
 the last ``epsilon`` share replaced by random picks to keep exploring.
+With ``local_share``, part of each batch goes to local refinement instead: the
+best-predicted unmeasured one-knob neighbours of the best measured configurations.
 """
 
 from __future__ import annotations
@@ -40,6 +42,13 @@ class ModelBasedConfig:
     """Share of each measured batch drawn at random (AutoTVM's epsilon-greedy)."""
     cost_model: CostModelConfig = field(default_factory=CostModelConfig)
     """The XGBoost model's settings."""
+    local_share: float = 0.0
+    """Share of each batch given to local refinement (0: none, as in AutoTVM and the paper):
+    the best-predicted unmeasured one-knob neighbours of the ``local_top`` best measured
+    configurations. A cost model that ranks a plateau of near-equal configurations cannot tell
+    which of them sits one step from something better; measuring the steps can."""
+    local_top: int = 16
+    """How many of the best measured configurations' neighbourhoods local refinement searches."""
 
 
 class ModelBasedStrategy(Strategy):
@@ -68,13 +77,34 @@ class ModelBasedStrategy(Strategy):
 
     def select(self, plan: np.ndarray, n: int) -> np.ndarray:
         """The batch to measure from the plan: a sampler's choice, or (AutoTVM) the
-        plan's best with an epsilon share random."""
+        plan's best with an epsilon share random; then the local-refinement share."""
         if self.sampler is not None:
-            return self.sampler.select(plan, self.history.keys.__contains__, self.task.is_valid)[:n]
-        n_random = int(self.config.epsilon * n)
-        chosen = plan[: n - n_random]
-        extra = self.random_unmeasured(n - len(chosen), exclude=set(self.space.keys(chosen)))
-        return np.concatenate([chosen, extra]) if len(extra) else chosen
+            batch = self.sampler.select(plan, self.history.keys.__contains__, self.task.is_valid)[:n]
+        else:
+            n_random = int(self.config.epsilon * n)
+            chosen = plan[: n - n_random]
+            extra = self.random_unmeasured(n - len(chosen), exclude=set(self.space.keys(chosen)))
+            batch = np.concatenate([chosen, extra]) if len(extra) else chosen
+        local = self.local_refinement(round(self.config.local_share * n), exclude=set(self.space.keys(batch)))
+        return np.concatenate([batch[: n - len(local)], local]) if len(local) else batch
+
+    def local_refinement(self, k: int, exclude: set[Config]) -> np.ndarray:
+        """Up to ``k`` unmeasured one-knob neighbours of the best measured configurations,
+        best predicted first, each passing the task's validity check."""
+        best = self.history.top(self.config.local_top) if k > 0 and self.model.trained else []
+        if not best:
+            return np.zeros((0, self.space.n_knobs), dtype=np.int64)
+        candidates = np.unique(np.concatenate([self.space.neighbours(t.config) for t in best]), axis=0)
+        measured = self.history.keys
+        keep = [i for i, key in enumerate(self.space.keys(candidates)) if key not in measured and key not in exclude]
+        candidates = candidates[keep]
+        picked = []
+        for i in np.argsort(-self.model.predict(candidates), kind="stable")[: 4 * k]:  # few checks, however many fail
+            if self.task.is_valid is None or self.task.is_valid(candidates[i]):
+                picked.append(candidates[i])
+                if len(picked) == k:
+                    break
+        return np.array(picked, dtype=np.int64).reshape(-1, self.space.n_knobs)
 
     def update(self, configs: np.ndarray, results: list[MeasureResult]) -> None:
         self.model.fit(self.history.configs, self.history.latencies)
