@@ -51,7 +51,7 @@ class Knob:
         if all(_is_number(c) for c in self.choices):
             return np.log2(np.abs(np.asarray(self.choices, dtype=np.float64)) + 1.0)[:, None]
         arity = {len(c) if isinstance(c, tuple) else -1 for c in self.choices}
-        if len(arity) == 1 and all(_is_number(v) for c in self.choices for v in c):
+        if len(arity) == 1 and -1 not in arity and all(_is_number(v) for c in self.choices for v in c):
             return np.log2(np.abs(np.asarray(self.choices, dtype=np.float64)) + 1.0)
         return np.zeros((len(self.choices), 0))
 

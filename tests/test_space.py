@@ -65,6 +65,11 @@ def test_features_and_keys(space):
     assert space.size == 2 * 4 * 3 * 3
 
 
+def test_choices_without_a_value_are_described_by_their_index_alone():
+    assert Knob("flag", (True, False)).features().shape == (2, 0)  # booleans are not numbers
+    assert Knob("layout", ("NCHW", "NHWC")).features().shape == (2, 0)
+
+
 def test_json_round_trip(space):
     again = Space.from_json(space.to_json())
     assert again == space
