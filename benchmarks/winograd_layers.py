@@ -45,11 +45,8 @@ def main() -> None:
     from chameleon_tune.tvm_space import TVMSpace, host_target
 
     target = host_target(2)
-    imported = load_model(args.model, threads=2)
-    tasks = {}
-    for winograd in (True, False):
-        pipeline = Pipeline(winograd=winograd)
-        tasks[winograd] = extract_tasks(pipeline.fuse(pipeline.prepare(imported.mod), target), target)
+    prepared = Pipeline().prepare(load_model(args.model, threads=2).mod)  # the same with or without Winograd
+    tasks = {w: extract_tasks(Pipeline(winograd=w).fuse(prepared, target), target) for w in (True, False)}
     direct = {_layer(t): t for t in tasks[False] if "conv2d" in t.name}
     pairs = [(w, direct[_layer(w)]) for w in tasks[True] if "winograd" in w.name and _layer(w) in direct]
 

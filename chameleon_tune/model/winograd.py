@@ -96,7 +96,4 @@ def conv2d_winograd(data, transformed_weight, padding: list[int]):
     out = winograd_nchw(padded, transformed_weight, 1, 0, 1, str(data.dtype), TILE, pre_computed=True)
     if not (extra_h or extra_w):
         return out
-    tiled = out
-    return te.compute(
-        (batch, out_channels, out_h, out_w), lambda n, c, h, w: tiled[n, c, h, w], name="crop_to_output"
-    )
+    return te.compute((batch, out_channels, out_h, out_w), lambda n, c, h, w: out[n, c, h, w], name="crop_to_output")
