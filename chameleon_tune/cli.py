@@ -8,6 +8,7 @@ import os
 import sys
 
 from .evaluation.model_references import REFERENCES
+from .model.pipeline import LAYOUTS
 from .runner_cli import add_devices_command, add_runner_arguments, devices, runner_config_from_args
 from .workloads import DEFAULT_WORKLOAD
 
@@ -84,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument(
         "--winograd", action="store_true",
         help="compute 3x3 stride-1 convolutions as Winograd F(4x4, 3x3): faster kernels, slower to tune (pays off on long budgets)",
+    )  # fmt: skip
+    model.add_argument(
+        "--layout", choices=LAYOUTS, default="NCHW",
+        help="the layout convolutions are tuned in (NHWC: activations channel-last, weights HWIO)",
     )  # fmt: skip
     model.add_argument(
         "--no-shared-model", action="store_true",
@@ -394,6 +399,9 @@ def _tune_model(args) -> int:
     from .model.transfer import Transfer
     from .model.tuner import tune_model
 
+    if args.winograd and args.layout != "NCHW":
+        sys.stderr.write("chameleon: error: --winograd needs --layout NCHW (its convolutions are built for NCHW)\n")
+        return 2
     strategy = args.strategy or DEFAULT_STRATEGY
     model_name = os.path.splitext(os.path.basename(args.model))[0]
     output = args.output or f"runs/{model_name}-{strategy}-s{args.seed}"
@@ -404,7 +412,8 @@ def _tune_model(args) -> int:
             options=options, round_trials=args.round_trials, progress=True, runner=runner,
             references=args.references.split(","), time_budget_s=args.time_budget, until=args.until,
             pipeline=Pipeline(
-                fold_batch_norm=not args.no_fold_batch_norm, prepack_weights=not args.no_prepack, winograd=args.winograd
+                fold_batch_norm=not args.no_fold_batch_norm, prepack_weights=not args.no_prepack, winograd=args.winograd,
+                layout=args.layout,
             ),
             transfer=Transfer(shared_cost_model=not args.no_shared_model), records=_records_dir(args),
         )  # fmt: skip

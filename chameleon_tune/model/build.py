@@ -246,7 +246,8 @@ def write_report(directory: str, summary: dict, tasks: list[TaskRow]) -> str:
         "every reference's output is checked the same way before it is timed.",
         f"Pipeline: batch norm {'folded into the convolutions' if s['pipeline']['fold_batch_norm'] else 'not folded'}, "
         f"weights {'pre-packed in the tile order of each kernel' if s['pipeline']['prepack_weights'] else 'in their original layout'}, "
-        f"3x3 stride-1 convolutions {'as Winograd F(4x4, 3x3)' if s['pipeline'].get('winograd') else 'computed directly'}.",
+        f"3x3 stride-1 convolutions {'as Winograd F(4x4, 3x3)' if s['pipeline'].get('winograd') else 'computed directly'}, "
+        f"convolutions in {s['pipeline'].get('layout', 'NCHW')}.",
         "",
         *goal_lines(s),
         f"Records applied to {s['tasks_applied']} of {len(tasks)} tasks "
