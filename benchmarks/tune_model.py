@@ -12,7 +12,7 @@ the same process. At the end all exported models and the references are timed ag
 in interleaved rounds (``side_by_side``): the ratios to quote.
 ``--variants`` (ablation): ``default``, ``no-prepack`` (weights in their original layout),
 ``no-fold`` (batch norm not folded), ``plain`` (neither), ``winograd`` (3x3 stride-1
-convolutions as Winograd F(4x4, 3x3)), ``nhwc`` (convolutions in NHWC / HWIO), ``no-starts`` (first turns from
+convolutions as Winograd F(4x4, 3x3)), ``nchw`` (convolutions in NCHW / OIHW, not the default NHWC / HWIO), ``no-starts`` (first turns from
 the strategy, not from a similar task's best), ``no-shared`` (each task's cost model learns
 from its own measurements alone), ``warm`` (kernels timed with their arguments
 left in cache, not flushed before each call), ``records`` (tasks learn from and start from
@@ -143,8 +143,8 @@ def _variants() -> dict[str, dict]:
         "records": {},  # the record store is passed per run
         "no-prepack": {"pipeline": Pipeline(prepack_weights=False)},
         "no-fold": {"pipeline": Pipeline(fold_batch_norm=False)},
-        "winograd": {"pipeline": Pipeline(winograd=True)},
-        "nhwc": {"pipeline": Pipeline(layout="NHWC")},
+        "winograd": {"pipeline": Pipeline(winograd=True, layout="NCHW")},
+        "nchw": {"pipeline": Pipeline(layout="NCHW")},
         "plain": {"pipeline": Pipeline(fold_batch_norm=False, prepack_weights=False)},
         "no-starts": {"transfer": Transfer(starting_configs=False)},
         "no-shared": {"transfer": Transfer(shared_cost_model=False)},

@@ -2,7 +2,7 @@
 
     python benchmarks/winograd_layers.py --model resnet18 --trials 64
 
-Extracts the model's tasks with and without ``Pipeline(winograd=True)``, pairs each
+Extracts the model's tasks (NCHW) with and without ``Pipeline(winograd=True)``, pairs each
 Winograd task with the direct task of the same layer (the same weight and epilogue), and
 tunes both with ``chameleon`` for ``--trials`` each in this process, on one set of
 measurement workers: best latency (cold cache, output checked) and wall time of each. Run
@@ -45,8 +45,8 @@ def main() -> None:
     from chameleon_tune.tvm_space import TVMSpace, host_target
 
     target = host_target(2)
-    prepared = Pipeline().prepare(load_model(args.model, threads=2).mod)  # the same with or without Winograd
-    tasks = {w: extract_tasks(Pipeline(winograd=w).fuse(prepared, target), target) for w in (True, False)}
+    prepared = Pipeline(layout="NCHW").prepare(load_model(args.model, threads=2).mod)  # the same with or without Winograd
+    tasks = {w: extract_tasks(Pipeline(winograd=w, layout="NCHW").fuse(prepared, target), target) for w in (True, False)}
     direct = {_layer(t): t for t in tasks[False] if "conv2d" in t.name}
     pairs = [(w, direct[_layer(w)]) for w in tasks[True] if "winograd" in w.name and _layer(w) in direct]
 

@@ -87,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="compute 3x3 stride-1 convolutions as Winograd F(4x4, 3x3): faster kernels, slower to tune (pays off on long budgets)",
     )  # fmt: skip
     model.add_argument(
-        "--layout", choices=LAYOUTS, default="NCHW",
-        help="the layout convolutions are tuned in (NHWC: activations channel-last, weights HWIO)",
+        "--layout", choices=LAYOUTS, default=None,
+        help="the layout convolutions are tuned in (default NHWC: activations channel-last, weights HWIO; NCHW with --winograd)",
     )  # fmt: skip
     model.add_argument(
         "--no-shared-model", action="store_true",
@@ -399,7 +399,7 @@ def _tune_model(args) -> int:
     from .model.transfer import Transfer
     from .model.tuner import tune_model
 
-    if args.winograd and args.layout != "NCHW":
+    if args.winograd and args.layout not in (None, "NCHW"):
         sys.stderr.write("chameleon: error: --winograd needs --layout NCHW (its convolutions are built for NCHW)\n")
         return 2
     strategy = args.strategy or DEFAULT_STRATEGY
@@ -413,7 +413,7 @@ def _tune_model(args) -> int:
             references=args.references.split(","), time_budget_s=args.time_budget, until=args.until,
             pipeline=Pipeline(
                 fold_batch_norm=not args.no_fold_batch_norm, prepack_weights=not args.no_prepack, winograd=args.winograd,
-                layout=args.layout,
+                layout=args.layout or ("NCHW" if args.winograd else "NHWC"),
             ),
             transfer=Transfer(shared_cost_model=not args.no_shared_model), records=_records_dir(args),
         )  # fmt: skip

@@ -22,7 +22,7 @@ def _tiny():
     from torch import nn
 
     class Tiny(nn.Module):
-        """conv + relu + pool + linear on 1x3x16x16: four tuning tasks."""
+        """conv + relu + pool + linear on 1x3x16x16: five tuning tasks (:data:`TINY_TASKS`)."""
 
         def __init__(self) -> None:
             super().__init__()
@@ -35,6 +35,11 @@ def _tiny():
 
     torch.manual_seed(0)
     return Tiny().eval(), torch.randn(1, 3, 16, 16)
+
+
+TINY_TASKS = 5
+"""The tiny model's tasks: the convolution (ReLU fused), the pooling, the linear layer, and the
+transposes into and out of the NHWC layout."""
 
 
 @pytest.fixture(scope="module")
@@ -76,10 +81,10 @@ def test_tiny_model_end_to_end(tuned):
         assert s[key] is not None, key
     assert s["strategy"] == "chameleon" and s["reference"] == "pytorch" and s["trials"] == 6
     assert s["max_abs_error"] <= s["tolerance"]
-    assert sum(t["trials"] for t in s["tasks"]) == 6 and len(s["tasks"]) == 4
+    assert sum(t["trials"] for t in s["tasks"]) == 6 and len(s["tasks"]) == TINY_TASKS
     # every task with a valid record is compiled with it; the others with a fallback schedule, never TVM's default
-    assert s["records_not_applied"] == [] and s["tasks_applied"] == 4
-    assert sum(t["valid"] > 0 for t in s["tasks"]) + len(s["fallbacks"]) == 4
+    assert s["records_not_applied"] == [] and s["tasks_applied"] == TINY_TASKS
+    assert sum(t["valid"] > 0 for t in s["tasks"]) + len(s["fallbacks"]) == TINY_TASKS
     assert os.path.isfile(s["artifact"]) and (out_dir / "report.md").is_file()
     assert "| task | weight | trials |" in (out_dir / "report.md").read_text()
     assert "tuned" in stdout and "untuned" in stdout
@@ -135,9 +140,9 @@ def test_each_round_is_logged_with_why_and_first_turns_start_from_a_similar_task
     out_dir, s, _, _ = tuned
     rounds = [json.loads(line) for line in (out_dir / "scheduler.jsonl").read_text().splitlines()]
     assert sum(r["trials"] for r in rounds) == s["trials"]
-    assert rounds[0]["why"].startswith("warm-up, 1 of 4") and "conv2d" in rounds[0]["task"]
+    assert rounds[0]["why"].startswith(f"warm-up, 1 of {TINY_TASKS}") and "conv2d" in rounds[0]["task"]
     assert "the first of its kind: a full round" in rounds[0]["why"] and rounds[0]["trials"] == 2
-    assert len(rounds) == 4  # the warm-up reached every task
+    assert len(rounds) == TINY_TASKS  # the warm-up reached every task
     assert s["fallbacks"] == {} and "Every task runs a measured schedule" in (out_dir / "report.md").read_text()
 
 
@@ -146,7 +151,7 @@ def test_a_budget_below_the_task_count_leaves_no_task_at_the_naive_default(model
     s = _summary(chameleon("tune-model", "--model", str(models / "tiny.pt2"), "--trials", "2", "--output", str(tmp_path / "o"),
                            "--references", "pytorch", "--no-records", "--json", env=env))  # fmt: skip
     assert not (tmp_path / "cache" / "chameleon").exists()  # --no-records: no record store
-    assert s["trials"] == 2 and len(s["fallbacks"]) == 2 and s["tasks_applied"] == 4 and s["records"] is None
+    assert s["trials"] == 2 and len(s["fallbacks"]) == TINY_TASKS - 2 and s["tasks_applied"] == TINY_TASKS and s["records"] is None
     assert all("no trial in the budget: unmeasured schedule" in why for why in s["fallbacks"].values())
     assert s["max_abs_error"] <= s["tolerance"]
 
@@ -155,7 +160,7 @@ def test_every_trial_goes_to_the_record_store_and_a_new_run_starts_from_it(tuned
     out_dir, first, _, model = tuned
     store = str(out_dir.parent / "records")
     listed = json.loads(chameleon("records", "--records", store, "--json").stdout)
-    assert sum(w["trials"] for w in listed["workloads"]) == first["trials"] and len(listed["workloads"]) == 4
+    assert sum(w["trials"] for w in listed["workloads"]) == first["trials"] and len(listed["workloads"]) == TINY_TASKS
     again = json.loads(chameleon("records", "import", str(out_dir), "--records", store, "--json").stdout)
     assert again["imported"] == 0  # its trials are in the store already
 
@@ -182,7 +187,7 @@ def test_time_budget_stops_tuning(models, tmp_path):
     s = _summary(chameleon("tune-model", "--model", str(models / "tiny.pt2"), "--time-budget", "1s",
                            "--output", str(tmp_path), "--references", "pytorch", "--json"))  # fmt: skip
     assert s["budget"] is None and s["time_budget_s"] == 1.0 and s["trials"] < 10  # the clock includes the import
-    assert s["tasks_applied"] == 4 and s["max_abs_error"] <= s["tolerance"]
+    assert s["tasks_applied"] == TINY_TASKS and s["max_abs_error"] <= s["tolerance"]
 
 
 def test_onnx_model_is_checked_against_onnxruntime(models, tmp_path, monkeypatch):
@@ -191,16 +196,16 @@ def test_onnx_model_is_checked_against_onnxruntime(models, tmp_path, monkeypatch
     monkeypatch.setenv("TVM_NUM_THREADS", "2")  # tune_model pins it; keep it from leaking into other tests
 
     result = tune_model(
-        str(models / "tiny.onnx"), "random", trials=4, round_trials=1, output=str(tmp_path / "o"),
+        str(models / "tiny.onnx"), "random", trials=TINY_TASKS, round_trials=1, output=str(tmp_path / "o"),
         references=("onnxruntime", "pytorch"),
     )  # fmt: skip
     s = result.summary
-    assert s["reference"] == "onnxruntime" and s["trials"] == 4 and s["max_abs_error"] <= s["tolerance"]
+    assert s["reference"] == "onnxruntime" and s["trials"] == TINY_TASKS and s["max_abs_error"] <= s["tolerance"]
     # a reference that cannot run the model is left out with one line saying why
     assert list(s["references"]) == ["onnxruntime"] and "not a PyTorch model" in s["reference_notes"]["pytorch"]
     assert "\n" not in s["reference_notes"]["pytorch"]
     assert "pytorch: not timed: the model is not a PyTorch model" in (tmp_path / "o" / "report.md").read_text()
-    assert [t.trials for t in result.tasks] == [1, 1, 1, 1] and os.path.isfile(s["artifact"])
+    assert [t.trials for t in result.tasks] == [1] * TINY_TASKS and os.path.isfile(s["artifact"])
 
 
 BAD_MODELS = [
@@ -282,7 +287,7 @@ def test_resnet50_is_a_many_task_model_ranked_for_the_warm_up():
     target = host_target(num_cores=2)
     pipeline = Pipeline()
     tasks = extract_tasks(pipeline.fuse(pipeline.prepare(load_model("resnet50", threads=1).mod), target), target)
-    assert len(tasks) == 28 and all(t.cost_estimate_s > 0 for t in tasks)
+    assert len(tasks) == 29 and all(t.cost_estimate_s > 0 for t in tasks)
     scheduler = GradientScheduler([t.weight for t in tasks], costs=[t.cost_estimate_s for t in tasks])
     first, last = tasks[scheduler.warmup_order[0]], tasks[scheduler.warmup_order[-1]]
     assert "conv2d" in first.name and first.weight * first.cost_estimate_s > 100 * last.weight * last.cost_estimate_s

@@ -14,12 +14,13 @@ Every pass is TVM's own; this module only chooses and orders them, the way TVM's
   in the order its tiles walk them; after tuning, ``SplitLayoutRewritePreproc`` moves that
   re-layout out of the kernel and ``FoldConstant`` runs it once, at compile time, on the
   bound weights. The library is still called as ``vm["main"](input)``.
-- ``layout``: ``"NHWC"`` converts every convolution to NHWC activations and HWIO weights
-  (``ConvertLayout``; the operators between convolutions follow, transposes only at the
-  model's input and output), so a tuned kernel's innermost loop runs along the output
-  channels, contiguous in the weights, the output and the residual alike.
+- ``layout``: ``"NHWC"`` (the default) converts every convolution to NHWC activations and
+  HWIO weights (``ConvertLayout``; the operators between convolutions follow, transposes only
+  at the model's input and output), so a tuned kernel's innermost loop runs along the output
+  channels, contiguous in the weights, the output and the residual alike. On ResNet-18 after
+  5 minutes of tuning: 9.1 ms against 14.7 ms in NCHW (BENCHMARKS.md section 20).
 - ``winograd`` (off by default): 3x3 stride-1 convolutions legalized to F(4x4, 3x3) Winograd
-  (``winograd.py``), their weight transform folded at compile time. Its kernels are faster but
+  (``winograd.py``, NCHW only), their weight transform folded at compile time. Its kernels are faster but
   take about 3x longer to build per trial: on ResNet-18 it lost at 5 minutes of tuning and won
   at 20 (BENCHMARKS.md section 18).
 
@@ -41,13 +42,13 @@ class Pipeline:
     fold_batch_norm: bool = True
     prepack_weights: bool = True
     winograd: bool = False
-    layout: str = "NCHW"
+    layout: str = "NHWC"
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
             raise ValueError(f"unknown layout {self.layout!r}: one of {', '.join(LAYOUTS)}")
         if self.winograd and self.layout != "NCHW":
-            raise ValueError("Winograd convolutions are built for the NCHW layout only")
+            raise ValueError("Winograd convolutions are built for the NCHW layout only: use layout='NCHW' with them")
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -1,5 +1,6 @@
-"""Winograd convolutions in the model pipeline: which convolutions take them, and that they
-compute the convolution, unscheduled and scheduled, on outputs that are not whole tiles."""
+"""The model pipeline's options. Winograd convolutions: which convolutions take them, and that
+they compute the convolution, unscheduled and scheduled, on outputs that are not whole tiles.
+The NHWC layout: every kind of convolution converted, computed correctly, scheduled correctly."""
 
 import os
 
@@ -40,9 +41,9 @@ def convs():
     return imported, x.numpy()
 
 
-def _tasks(imported, winograd: bool):
+def _tasks(imported, winograd: bool = False, layout: str | None = None):
     target = host_target(num_cores=2)
-    pipeline = Pipeline(winograd=winograd)
+    pipeline = Pipeline(winograd=winograd, layout=layout or ("NCHW" if winograd else "NHWC"))
     return target, pipeline, extract_tasks(pipeline.fuse(pipeline.prepare(imported.mod), target), target)
 
 
@@ -52,7 +53,7 @@ def test_only_3x3_stride_1_convolutions_with_enough_channels_take_winograd(convs
     winograd = [t.name for t in tasks if "winograd" in t.name]
     assert len(winograd) == 1 and "add" in winograd[0] and "relu" in winograd[0]  # its epilogue fused in
     assert sum("conv2d" in t.name and "winograd" not in t.name for t in tasks) == 4
-    assert not any("winograd" in t.name for t in _tasks(imported, winograd=False)[2])
+    assert not any("winograd" in t.name for t in _tasks(imported, layout="NCHW")[2])
 
 
 def test_the_winograd_model_computes_the_convolutions(convs):
@@ -69,24 +70,29 @@ def test_the_winograd_model_computes_the_convolutions(convs):
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
 
 
-def test_scheduled_winograd_kernels_are_correct_on_partial_tiles(convs):
-    """Every scheduled configuration reads only what it padded: each output is checked
-    against the unscheduled kernel by the measurer."""
+def _assert_scheduled_kernels_are_correct(task, target, n: int) -> None:
+    """``n`` sampled schedules of ``task``: each output checked against the unscheduled kernel
+    by the measurer."""
     from chameleon_tune.measure.tvm_measurer import TVMMeasurer
     from chameleon_tune.measure.types import MeasureOptions
     from chameleon_tune.tvm_space import TVMSpace
 
-    imported, _ = convs
-    target, _, tasks = _tasks(imported, winograd=True)
-    (task,) = [t for t in tasks if "winograd" in t.name]
     space = TVMSpace(task.mod, target)
     measurer = TVMMeasurer(space, MeasureOptions(number=1, repeat=1, min_repeat_ms=0))
     try:
-        results = measurer.measure(space.space.sample(np.random.default_rng(0), 4))
+        results = measurer.measure(space.space.sample(np.random.default_rng(0), n))
     finally:
         measurer.close()
     checked = [r for r in results if r.error != "invalid"]  # a schedule its postprocessors reject is not run
-    assert checked and all(r.valid for r in checked), [r.error_msg for r in checked]
+    assert checked and all(r.valid for r in checked), (task.name, [r.error_msg for r in checked])
+
+
+def test_scheduled_winograd_kernels_are_correct_on_partial_tiles(convs):
+    """Every scheduled configuration reads only what it padded."""
+    imported, _ = convs
+    target, _, tasks = _tasks(imported, winograd=True)
+    (task,) = [t for t in tasks if "winograd" in t.name]
+    _assert_scheduled_kernels_are_correct(task, target, 4)
 
 
 @pytest.mark.parametrize("size", [7, 8, 14])
@@ -130,3 +136,50 @@ def test_tune_model_with_winograd_builds_a_checked_model(tmp_path):
     assert summary["pipeline"]["winograd"] and summary["max_abs_error"] <= summary["tolerance"]
     assert "as Winograd F(4x4, 3x3)" in (tmp_path / "run" / "report.md").read_text()
     assert any("winograd" in name for name in os.listdir(tmp_path / "run" / "tasks"))
+
+
+def _output_shape(task) -> tuple[int, ...]:
+    from tvm.s_tir import meta_schedule as ms
+
+    return tuple(int(d) for d in ms.arg_info.ArgInfo.from_prim_func(task.mod["main"])[-1].shape)
+
+
+def test_nhwc_converts_every_convolution_and_computes_the_model(convs):
+    """Plain, strided, pointwise and depthwise convolutions all run channel-last (16 channels,
+    7x7 and 4x4 images), with their epilogues fused, and the model still computes PyTorch's output."""
+    from tvm.s_tir import meta_schedule as ms
+
+    from chameleon_tune.model.build import CompiledModel
+
+    imported, x = convs
+    target, pipeline, tasks = _tasks(imported, layout="NHWC")
+    convolutions = [t for t in tasks if "conv2d" in t.name]
+    assert len(convolutions) == 5 and all(_output_shape(t)[-1] == 16 and _output_shape(t)[1] != 16 for t in convolutions)
+    assert sum("relu" in t.name for t in convolutions) == 2
+    model = CompiledModel(pipeline.compile(pipeline.prepare(imported.mod), target, ms.database.MemoryDatabase()))
+    (out,) = model([x])  # the model is still called with the NCHW input it was imported with
+    (expected,) = imported.reference([x])
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_scheduled_nhwc_kernels_are_correct(convs):
+    imported, _ = convs
+    target, _, tasks = _tasks(imported, layout="NHWC")
+    for task in tasks:
+        if "conv2d" in task.name:
+            _assert_scheduled_kernels_are_correct(task, target, 2)
+
+
+def test_pipeline_rejects_unknown_layouts_and_winograd_outside_nchw(tmp_path):
+    import subprocess
+    import sys
+
+    with pytest.raises(ValueError, match="unknown layout"):
+        Pipeline(layout="NCWH")
+    with pytest.raises(ValueError, match="NCHW layout only"):
+        Pipeline(winograd=True)  # the default layout is NHWC
+    out = subprocess.run(
+        [sys.executable, "-m", "chameleon_tune.cli", "tune-model", "--winograd", "--layout", "NHWC", "--output", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 2 and out.stderr.strip().count("\n") == 0 and "--layout NCHW" in out.stderr
