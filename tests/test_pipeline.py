@@ -183,3 +183,34 @@ def test_pipeline_rejects_unknown_layouts_and_winograd_outside_nchw(tmp_path):
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert out.returncode == 2 and out.stderr.strip().count("\n") == 0 and "--layout NCHW" in out.stderr
+
+
+class _InvertedResidual(nn.Module):
+    """MobileNetV2's block: pointwise expansion, depthwise, projection, ReLU6 after the first two."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.expand, self.bn = nn.Conv2d(16, 32, 1), nn.BatchNorm2d(32)
+        self.depthwise = nn.Conv2d(32, 32, 3, padding=1, groups=32)
+        self.project = nn.Conv2d(32, 16, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = nn.functional.relu6(self.bn(self.expand(x)))
+        return self.project(nn.functional.relu6(self.depthwise(y))) + x
+
+
+def test_relu6_follows_the_nhwc_layout_into_its_convolution():
+    """``ConvertLayout`` has no rule for ``clip``: left alone, each ReLU6 ran in NCHW between two
+    transposes. Rewritten, the model transposes only its input and output."""
+    from tvm.s_tir import meta_schedule as ms
+
+    from chameleon_tune.model.build import CompiledModel
+
+    torch.manual_seed(0)
+    module, x = _InvertedResidual().eval(), torch.randn(1, 16, 6, 6)
+    imported = _from_exported("block", torch.export.export(module, (x,)), module, threads=1)
+    target, pipeline, tasks = _tasks(imported, layout="NHWC")
+    assert sum("transpose" in t.name for t in tasks) == 2, [t.name for t in tasks]
+    assert sum("conv2d" in t.name and "minimum" in t.name for t in tasks) == 2
+    model = CompiledModel(pipeline.compile(pipeline.prepare(imported.mod), target, ms.database.MemoryDatabase()))
+    np.testing.assert_allclose(model([x.numpy()])[0], imported.reference([x.numpy()])[0], rtol=1e-4, atol=1e-4)

@@ -278,6 +278,21 @@ def test_builtin_resnets_have_torchvisions_layer_shapes():
         assert sum(p.numel() for p in build_model(name).parameters()) == params, name
 
 
+@pytest.mark.parametrize("name", ["mobilenet_v2", "resnet18"])
+def test_builtin_models_outputs_depend_on_their_input(name):
+    """Otherwise checking a compiled model against PyTorch would check nothing: with batch norms
+    left at their initial statistics, MobileNetV2's output was the same for every input."""
+    import torch
+
+    from chameleon_tune.model.networks import build_model, input_shape
+
+    torch.manual_seed(0)
+    model = build_model(name)
+    with torch.no_grad():
+        a, b = (model(torch.randn(input_shape(name))) for _ in range(2))
+    assert (a - b).abs().max() > 0.1 * a.abs().max()
+
+
 def test_resnet50_is_a_many_task_model_ranked_for_the_warm_up():
     from chameleon_tune.model.importer import load_model
     from chameleon_tune.model.pipeline import Pipeline
