@@ -413,7 +413,7 @@ def _tune_model(args) -> int:
             references=args.references.split(","), time_budget_s=args.time_budget, until=args.until,
             pipeline=Pipeline(
                 fold_batch_norm=not args.no_fold_batch_norm, prepack_weights=not args.no_prepack, winograd=args.winograd,
-                layout=args.layout or ("NCHW" if args.winograd else "NHWC"),
+                layout=args.layout or ("NCHW" if args.winograd else Pipeline.layout),
             ),
             transfer=Transfer(shared_cost_model=not args.no_shared_model), records=_records_dir(args),
         )  # fmt: skip

@@ -56,18 +56,23 @@ def test_only_3x3_stride_1_convolutions_with_enough_channels_take_winograd(convs
     assert not any("winograd" in t.name for t in _tasks(imported, layout="NCHW")[2])
 
 
-def test_the_winograd_model_computes_the_convolutions(convs):
+def _assert_computes_the_model(imported, pipeline: Pipeline, target, x: np.ndarray) -> None:
+    """Compiled the tuned way (fused, weights transformed at compile time), no kernel scheduled,
+    called with the input the model was imported with: PyTorch's output."""
     from tvm.s_tir import meta_schedule as ms
 
     from chameleon_tune.model.build import CompiledModel
 
-    imported, x = convs
-    target, pipeline, _ = _tasks(imported, winograd=True)
-    # Compiled the tuned way (fused, weights transformed at compile time), no kernel scheduled.
     model = CompiledModel(pipeline.compile(pipeline.prepare(imported.mod), target, ms.database.MemoryDatabase()))
     (out,) = model([x])
     (expected,) = imported.reference([x])
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_the_winograd_model_computes_the_convolutions(convs):
+    imported, x = convs
+    target, pipeline, _ = _tasks(imported, winograd=True)
+    _assert_computes_the_model(imported, pipeline, target, x)
 
 
 def _assert_scheduled_kernels_are_correct(task, target, n: int) -> None:
@@ -147,19 +152,12 @@ def _output_shape(task) -> tuple[int, ...]:
 def test_nhwc_converts_every_convolution_and_computes_the_model(convs):
     """Plain, strided, pointwise and depthwise convolutions all run channel-last (16 channels,
     7x7 and 4x4 images), with their epilogues fused, and the model still computes PyTorch's output."""
-    from tvm.s_tir import meta_schedule as ms
-
-    from chameleon_tune.model.build import CompiledModel
-
     imported, x = convs
     target, pipeline, tasks = _tasks(imported, layout="NHWC")
     convolutions = [t for t in tasks if "conv2d" in t.name]
     assert len(convolutions) == 5 and all(_output_shape(t)[-1] == 16 and _output_shape(t)[1] != 16 for t in convolutions)
     assert sum("relu" in t.name for t in convolutions) == 2
-    model = CompiledModel(pipeline.compile(pipeline.prepare(imported.mod), target, ms.database.MemoryDatabase()))
-    (out,) = model([x])  # the model is still called with the NCHW input it was imported with
-    (expected,) = imported.reference([x])
-    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+    _assert_computes_the_model(imported, pipeline, target, x)  # still called with its NCHW input
 
 
 def test_scheduled_nhwc_kernels_are_correct(convs):
@@ -202,15 +200,10 @@ class _InvertedResidual(nn.Module):
 def test_relu6_follows_the_nhwc_layout_into_its_convolution():
     """``ConvertLayout`` has no rule for ``clip``: left alone, each ReLU6 ran in NCHW between two
     transposes. Rewritten, the model transposes only its input and output."""
-    from tvm.s_tir import meta_schedule as ms
-
-    from chameleon_tune.model.build import CompiledModel
-
     torch.manual_seed(0)
     module, x = _InvertedResidual().eval(), torch.randn(1, 16, 6, 6)
     imported = _from_exported("block", torch.export.export(module, (x,)), module, threads=1)
     target, pipeline, tasks = _tasks(imported, layout="NHWC")
     assert sum("transpose" in t.name for t in tasks) == 2, [t.name for t in tasks]
     assert sum("conv2d" in t.name and "minimum" in t.name for t in tasks) == 2
-    model = CompiledModel(pipeline.compile(pipeline.prepare(imported.mod), target, ms.database.MemoryDatabase()))
-    np.testing.assert_allclose(model([x.numpy()])[0], imported.reference([x.numpy()])[0], rtol=1e-4, atol=1e-4)
+    _assert_computes_the_model(imported, pipeline, target, x.numpy())
