@@ -13,7 +13,10 @@ in interleaved rounds (``side_by_side``): the ratios to quote.
 ``--variants`` (ablation): ``default``, ``no-prepack`` (weights in their original layout),
 ``no-fold`` (batch norm not folded), ``plain`` (neither), ``winograd`` (3x3 stride-1
 convolutions as Winograd F(4x4, 3x3)), ``nchw`` (convolutions in NCHW / OIHW, not the default NHWC / HWIO), ``no-starts`` (first turns from
-the strategy, not from a similar task's best), ``no-shared`` (each task's cost model learns
+the strategy, not from a similar task's best), ``in-order-warmup`` (the allocation before issue 17:
+a full first round for every task, in the model's order), ``no-sane-starts`` (no starting
+configurations, and a task without a valid trial keeps TVM's unscheduled default), ``before-17``
+(both), ``no-shared`` (each task's cost model learns
 from its own measurements alone), ``warm`` (kernels timed with their arguments
 left in cache, not flushed before each call), ``records`` (tasks learn from and start from
 the record store ``--records``, to which the run's trials are appended; every other variant
@@ -29,6 +32,7 @@ import os
 import platform
 import sys
 import time
+from dataclasses import replace
 
 
 def list_tasks(model: str) -> list[dict]:
@@ -80,8 +84,8 @@ def main() -> None:
             budget = f"n{args.trials}" if args.trials else f"t{args.time_budget:.0f}" if args.time_budget else "default"
             output = os.path.join(args.work_root, f"{name}-{strategy}-{variant}-{budget}-s{args.seed}")
             result = tune_model(
-                args.model, strategy, trials=args.trials, output=output, seed=args.seed, round_trials=args.round_trials,
-                progress=True, references=references, time_budget_s=args.time_budget, **VARIANTS[variant],
+                args.model, strategy, trials=args.trials, output=output, seed=args.seed, progress=True,
+                references=references, time_budget_s=args.time_budget, **variant_options(variant, args.round_trials),
                 records=(args.records or os.path.join(args.work_root, "records")) if variant == "records" else None,
             )  # fmt: skip
             report["runs"].append({"variant": variant, **result.to_json()})
@@ -136,6 +140,7 @@ def side_by_side(model: str, directories: list[str], rounds: int, references: li
 def _variants() -> dict[str, dict]:
     from chameleon_tune.measure.types import MeasureOptions
     from chameleon_tune.model.pipeline import Pipeline
+    from chameleon_tune.model.scheduler import SchedulerConfig
     from chameleon_tune.model.transfer import Transfer
 
     return {
@@ -147,12 +152,28 @@ def _variants() -> dict[str, dict]:
         "nchw": {"pipeline": Pipeline(layout="NCHW")},
         "plain": {"pipeline": Pipeline(fold_batch_norm=False, prepack_weights=False)},
         "no-starts": {"transfer": Transfer(starting_configs=False)},
+        # Issue 17's ablation: the allocation before it, and the sane starting schedules off.
+        "in-order-warmup": {"scheduler": SchedulerConfig(ranked_warmup=False)},
+        "no-sane-starts": {"transfer": Transfer(starting_configs=False), "scheduler": SchedulerConfig(sane_fallbacks=False)},
+        "before-17": {
+            "transfer": Transfer(starting_configs=False),
+            "scheduler": SchedulerConfig(ranked_warmup=False, sane_fallbacks=False),
+        },
         "no-shared": {"transfer": Transfer(shared_cost_model=False)},
         "warm": {"options": MeasureOptions(enable_cpu_cache_flush=False)},
     }
 
 
 VARIANTS = _variants()
+
+
+def variant_options(variant: str, round_trials: int) -> dict:
+    """``tune_model``'s keyword arguments for ``variant``, with the command's round size."""
+    from chameleon_tune.model.scheduler import SchedulerConfig
+
+    options = dict(VARIANTS[variant])
+    options["scheduler"] = replace(options.get("scheduler", SchedulerConfig()), round_trials=round_trials)
+    return options
 
 
 def save(report: dict, path: str) -> None:

@@ -396,6 +396,7 @@ def _tune_model(args) -> int:
     from .api import DEFAULT_STRATEGY
     from .model.build import VerificationError, disturbance_lines, goal_lines, latency_of, ratio_cell
     from .model.pipeline import Pipeline
+    from .model.scheduler import SchedulerConfig
     from .model.transfer import Transfer
     from .model.tuner import tune_model
 
@@ -409,7 +410,7 @@ def _tune_model(args) -> int:
     try:
         result = tune_model(
             args.model, strategy, trials=args.trials, output=output, target=args.target, seed=args.seed,
-            options=options, round_trials=args.round_trials, progress=True, runner=runner,
+            options=options, scheduler=SchedulerConfig(round_trials=args.round_trials), progress=True, runner=runner,
             references=args.references.split(","), time_budget_s=args.time_budget, until=args.until,
             pipeline=Pipeline(
                 fold_batch_norm=not args.no_fold_batch_norm, prepack_weights=not args.no_prepack, winograd=args.winograd,

@@ -180,6 +180,7 @@ def test_api_run_with_a_server_killed_mid_run_loses_no_trial(devices, tmp_path, 
 def test_compare_and_tune_model_measure_through_the_tracker(devices, tmp_path, capsys):
     import torch
 
+    from chameleon_tune.model.scheduler import SchedulerConfig
     from chameleon_tune.model.tuner import tune_model
     from test_tune_model import _tiny
 
@@ -196,7 +197,7 @@ def test_compare_and_tune_model_measure_through_the_tracker(devices, tmp_path, c
 
     model, x = _tiny()
     torch.export.save(torch.export.export(model, (x,)), tmp_path / "tiny.pt2")
-    result = tune_model(str(tmp_path / "tiny.pt2"), "random", trials=4, round_trials=2, output=str(tmp_path / "model"),
+    result = tune_model(str(tmp_path / "tiny.pt2"), "random", trials=4, scheduler=SchedulerConfig(round_trials=2), output=str(tmp_path / "model"),
                         options=OPTIONS, runner=rpc(devices), references=("pytorch",))  # fmt: skip
     assert result.summary["trials"] == 4 and result.summary["max_abs_error"] <= result.summary["tolerance"]
     assert all(t.valid for t in result.tasks if t.trials)

@@ -119,6 +119,16 @@ def test_warm_up_is_short_and_never_exceeds_the_budget():
     assert sum(spent) == 10 and order[0] == 38 and spent[38] == 4
 
 
+def test_the_allocation_before_the_ranked_warm_up_is_kept_for_ablations():
+    # a full first round for every task, in the model's order, whatever the estimates and the budget
+    config = SchedulerConfig(round_trials=16, ranked_warmup=False)
+    assert warmup_trials(400, 39, config) == 16
+    scheduler = GradientScheduler([1, 1, 2], replace(config, warmup_trials=16), costs=[1.0, 10.0, 3.0])
+    spent, order = warm_up(scheduler, budget=40, size=[100, 100, 100])
+    assert order == [0, 1, 2] and spent == [16, 16, 8]
+    assert "in the model's order" in scheduler.reason(2, [[1.0] * 16, [1.0] * 16, []])
+
+
 def test_a_single_configuration_task_costs_one_trial():
     scheduler = GradientScheduler([5, 1], SchedulerConfig(round_trials=16, warmup_trials=4))
     spent, _ = warm_up(scheduler, budget=40, size=[1, 1000])

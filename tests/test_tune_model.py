@@ -156,6 +156,22 @@ def test_a_budget_below_the_task_count_leaves_no_task_at_the_naive_default(model
     assert s["max_abs_error"] <= s["tolerance"]
 
 
+def test_the_naive_default_is_still_there_for_the_ablation(models, tmp_path, monkeypatch):
+    from chameleon_tune import tune_model
+    from chameleon_tune.model.scheduler import SchedulerConfig
+
+    monkeypatch.setenv("TVM_NUM_THREADS", "2")
+    result = tune_model(
+        str(models / "tiny.pt2"), "random", trials=2, output=str(tmp_path / "o"), references=("pytorch",),
+        scheduler=SchedulerConfig(round_trials=2, ranked_warmup=False, sane_fallbacks=False),
+    )  # fmt: skip
+    s = result.summary
+    # the budget reaches the model's first tasks; the others are compiled without a schedule
+    assert s["scheduler"]["sane_fallbacks"] is False and s["tasks_applied"] == TINY_TASKS - len(s["fallbacks"]) <= 2
+    assert all(why == "no trial in the budget: TVM's default schedule" for why in s["fallbacks"].values())
+    assert s["max_abs_error"] <= s["tolerance"]
+
+
 def test_every_trial_goes_to_the_record_store_and_a_new_run_starts_from_it(tuned, tmp_path):
     out_dir, first, _, model = tuned
     store = str(out_dir.parent / "records")
@@ -192,11 +208,13 @@ def test_time_budget_stops_tuning(models, tmp_path):
 
 def test_onnx_model_is_checked_against_onnxruntime(models, tmp_path, monkeypatch):
     from chameleon_tune import tune_model
+    from chameleon_tune.model.scheduler import SchedulerConfig
 
     monkeypatch.setenv("TVM_NUM_THREADS", "2")  # tune_model pins it; keep it from leaking into other tests
 
     result = tune_model(
-        str(models / "tiny.onnx"), "random", trials=TINY_TASKS, round_trials=1, output=str(tmp_path / "o"),
+        str(models / "tiny.onnx"), "random", trials=TINY_TASKS, scheduler=SchedulerConfig(round_trials=1),
+        output=str(tmp_path / "o"),
         references=("onnxruntime", "pytorch"),
     )  # fmt: skip
     s = result.summary

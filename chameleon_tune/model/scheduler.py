@@ -74,7 +74,10 @@ def estimate_cost_s(mod) -> float:
 
 def warmup_trials(budget: int, n_tasks: int, config: SchedulerConfig) -> int:
     """Trials of each task's first turn: at most a quarter of the budget goes to the warm-up,
-    never fewer than one trial a task (a task never measured gets only an unmeasured fallback schedule)."""
+    never fewer than one trial a task (a task never measured gets only an unmeasured fallback schedule).
+    Without ``ranked_warmup``, a full round."""
+    if not config.ranked_warmup:
+        return config.round_trials
     return int(np.clip(budget // (4 * max(n_tasks, 1)), 1, min(config.warmup_trials, config.round_trials)))
 
 
@@ -90,6 +93,12 @@ class SchedulerConfig:
     """Rounds over which the observed gradient is taken (MetaSchedule: 3)."""
     patience: int = 2
     """Rounds a task may spend without one valid kernel before it is left to a fallback schedule."""
+    ranked_warmup: bool = True
+    """The warm-up described above. False: the allocation before it, kept for ablations: every
+    task's first turn a full round, in the model's order, however much of the budget that takes."""
+    sane_fallbacks: bool = True
+    """A task without a valid trial is built with a MetaSchedule schedule (``tuner.chosen_records``).
+    False: it keeps TVM's unscheduled default (one thread, nothing vectorized), for ablations."""
 
 
 class GradientScheduler:
@@ -100,12 +109,15 @@ class GradientScheduler:
     ) -> None:
         self.weights = np.asarray(weights, dtype=np.float64)
         self.config = config
-        costs = np.ones_like(self.weights) if costs is None else np.asarray(costs, dtype=np.float64)
+        if costs is None or not config.ranked_warmup:
+            costs = np.ones_like(self.weights)
+        costs = np.asarray(costs, dtype=np.float64)
         expected = self.weights * costs
         self.expected_share = expected / expected.sum() if expected.sum() > 0 else np.full_like(expected, 1 / len(expected))
         """Each task's expected share of the model's latency, before anything is measured."""
         # Heaviest expected share first; ties keep the model's order.
-        self.warmup_order = [int(i) for i in np.argsort(-expected, kind="stable")]
+        order = np.argsort(-expected, kind="stable") if config.ranked_warmup else range(len(expected))
+        self.warmup_order = [int(i) for i in order]
 
     def turn_trials(self, trials_so_far: int) -> int:
         """How many trials a task's next turn gets: a short first one, then full rounds."""
@@ -130,7 +142,8 @@ class GradientScheduler:
         curve = curves[index]
         if not len(curve):
             rank = self.warmup_order.index(index) + 1
-            return f"warm-up, {rank} of {len(self.weights)} by expected share of the model's latency"
+            order = "by expected share of the model's latency" if self.config.ranked_warmup else "in the model's order"
+            return f"warm-up, {rank} of {len(self.weights)} {order}"
         best = float(curve[-1])
         if not np.isfinite(best):
             return "no valid kernel yet: it would run an unmeasured fallback schedule"

@@ -14,7 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -114,7 +114,7 @@ def tune_model(
     target: str = "llvm",
     seed: int = 0,
     options: MeasureOptions = MeasureOptions(enable_cpu_cache_flush=True),
-    round_trials: int = SchedulerConfig.round_trials,
+    scheduler: SchedulerConfig = SchedulerConfig(),
     progress: bool = False,
     runner: RunnerConfig = RunnerConfig(),
     references: Sequence[str] = REFERENCES,
@@ -140,7 +140,7 @@ def tune_model(
     :class:`UsageError` for bad input and ``VerificationError`` when the tuned model's output
     does not match the reference (then nothing is exported).
     """
-    if (trials is not None and trials < 1) or round_trials < 1:
+    if (trials is not None and trials < 1) or scheduler.round_trials < 1:
         raise UsageError("--trials and --round-trials must be at least 1")
     if time_budget_s is not None and time_budget_s <= 0:
         raise UsageError("--time-budget must be positive")
@@ -176,7 +176,7 @@ def tune_model(
         budget = trials or (None if time_budget_s else TRIALS_PER_TASK * len(model_tasks))
         tasks, resumed = _tune_tasks(
             built, model_tasks, output, strategy, _Budget(budget, time_budget_s, start, goal), seed, options,
-            SchedulerConfig(round_trials=round_trials), progress, runner, transfer, store,
+            scheduler, progress, runner, transfer, store,
         )  # fmt: skip
         tuning_wall_s = time.perf_counter() - start
         return _build_and_report(built, tasks, references, {
@@ -184,6 +184,7 @@ def tune_model(
             "resumed": resumed, "tuning_wall_s": tuning_wall_s, "target": str(tvm_target), "threads": threads,
             "seed": seed, "output": output, "pipeline": pipeline.to_json(), "until": goal.to_json() if goal else None,
             "transfer": transfer.to_json(), "cache_flush": options.enable_cpu_cache_flush, "records": records,
+            "scheduler": asdict(scheduler),
         })  # fmt: skip
 
 
@@ -303,7 +304,7 @@ def _build_and_report(built: _Model, tasks: list[_Task], references, summary: di
     from ..evaluation.model_references import prepare_references
 
     imported, target, inputs, expected = built.imported, built.target, built.inputs, built.expected
-    database, fallbacks = chosen_records(tasks, target)
+    database, fallbacks = chosen_records(tasks, target, summary["scheduler"]["sane_fallbacks"])
     applied = applied_tasks(built.fused, target, database)
     rows = [_row(t, applied) for t in tasks]
     tuned, error, staged = built.build(database, staging=summary["output"])
@@ -360,14 +361,15 @@ def _curve(tasks: list[_Task], summary: dict) -> dict:
     }
 
 
-def chosen_records(tasks: list[_Task], target):
+def chosen_records(tasks: list[_Task], target, sane_fallbacks: bool = True):
     """``(database, fallbacks)``: one record per task, and why a task has no measured one.
 
     A task's record is its best trial (re-timed, see ``History.best``): MetaSchedule
     would pick by raw timing, lucky ones included. A task with no valid trial still gets
     a MetaSchedule schedule (parallel outer loops, vectorized inner ones), unmeasured:
     carried over from its most similar measured task, else its first sketch's own
-    decisions; never TVM's naive default. The model's output check covers them.
+    decisions; never TVM's naive default (unless not ``sane_fallbacks``: the ablation of that).
+    The model's output check covers them.
     """
     from tvm.s_tir import meta_schedule as ms
 
@@ -375,11 +377,14 @@ def chosen_records(tasks: list[_Task], target):
     fallbacks = {}
     for t in tasks:
         best = t.history.best()
+        tried = f"no valid kernel in {len(t.history)} trials" if len(t.history) else "no trial in the budget"
         if best is not None:
             config, seconds = np.asarray(best.config), best.result.latency_s
+        elif not sane_fallbacks:
+            fallbacks[t.task.name] = f"{tried}: TVM's default schedule"
+            continue
         else:
             configs, source = _starting_configs(t, tasks)
-            tried = f"no valid kernel in {len(t.history)} trials" if len(t.history) else "no trial in the budget"
             if configs is not None:
                 config, why = configs[0], f"{tried}: unmeasured schedule carried over from {source}"
             else:
@@ -486,7 +491,7 @@ def _spend(
             turn, why = scheduler.turn_trials(len(t.history)), scheduler.reason(index, curves)
             waiting = sum(1 for o in tasks if o is not t and not len(o.history))
             if (
-                first and seeds is None and scheduler.expected_share[index] >= ANCHOR_SHARE
+                first and seeds is None and turn < config.round_trials and scheduler.expected_share[index] >= ANCHOR_SHARE
                 and budget.left(spent) - config.round_trials >= waiting * config.warmup_trials  # never at others' warm-up
             ):  # fmt: skip
                 turn, why = config.round_trials, f"{why}; the first of its kind: a full round, its siblings start from its best"
