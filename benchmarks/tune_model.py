@@ -17,7 +17,7 @@ the strategy, not from a similar task's best), ``in-order-warmup`` (the allocati
 a full first round for every task, in the model's order), ``no-sane-starts`` (no starting
 configurations, and a task without a valid trial keeps TVM's unscheduled default), ``before-17``
 (both), ``no-shared`` (each task's cost model learns
-from its own measurements alone), ``warm`` (kernels timed with their arguments
+from its own measurements alone), ``no-policy`` (each task's PPO policy starts from random weights), ``warm`` (kernels timed with their arguments
 left in cache, not flushed before each call), ``records`` (tasks learn from and start from
 the record store ``--records``, to which the run's trials are appended; every other variant
 runs without a store, cold).
@@ -160,6 +160,7 @@ def _variants() -> dict[str, dict]:
             "scheduler": SchedulerConfig(ranked_warmup=False, sane_fallbacks=False),
         },
         "no-shared": {"transfer": Transfer(shared_cost_model=False)},
+        "no-policy": {"transfer": Transfer(policy=False)},
         "warm": {"options": MeasureOptions(enable_cpu_cache_flush=False)},
     }
 

@@ -79,9 +79,39 @@ def test_policy_save_and_warm_start(landscape, tmp_path):
     warm.load(path)
     for a, b in zip(agent.agent.parameters(), warm.agent.parameters()):
         assert bool((a == b).all())
-    other = PPOAgent(Space((Knob("a", (0, 1)),)), seed=0)
-    with pytest.raises(ValueError, match="knobs"):
-        other.load(path)
+    # one policy for every space: it loads on a space with other knobs, and another number of them
+    knobs = (Knob("a", (0, 1)), Knob("tile", ((1, 8), (2, 4), (4, 2))), Knob("unroll", ("no", "yes")))
+    other = PPOAgent(Space(knobs), seed=0)
+    other.load(path)
+    shared = dict(other.agent.named_parameters())
+    for name, a in agent.agent.named_parameters():
+        if name != "identity":  # each knob's identity belongs to its space
+            assert bool((a == shared[name]).all())
+    assert shared["identity"].shape[0] == 3
+    assert len(other.find_maximums(_Noiseless((1, 2, 0)), 4, exclude=set())) == 4
+
+
+def test_a_policy_of_the_per_space_architecture_is_refused(landscape, tmp_path):
+    import torch
+
+    space, _ = landscape
+    path = str(tmp_path / "old.pt")
+    torch.save({"n_knobs": space.n_knobs, "agent": {}, "optimizer": {}}, path)  # what earlier versions saved
+    with pytest.raises(ValueError, match="older chameleon"):
+        PPOAgent(space, seed=0).load(path)
+
+
+def test_knob_tokens_describe_position_size_kind_and_value():
+    from chameleon_tune.search.ppo import TOKEN_WIDTH, KnobTokens
+
+    space = Space((Knob("n", (1, 3, 7)), Knob("tile", ((1, 2, 8), (4, 2, 2))), Knob("kind", ("a", "b"))))
+    tokens = KnobTokens(space)(np.array([[2, 1, 0], [0, 0, 1]]))
+    assert tokens.shape == (2, 3, TOKEN_WIDTH) and tokens.dtype == np.float32
+    np.testing.assert_allclose(tokens[0, :, 0], [1.0, 1.0, 0.0])  # index / (choices - 1)
+    np.testing.assert_allclose(tokens[0, :, 2:5], [[0, 1, 0], [1, 0, 0], [0, 0, 1]])  # kind: tiling, number, other
+    np.testing.assert_allclose(tokens[0, 0, -1], 3 / 8)  # log2(1 + 7) / 8, right-aligned
+    np.testing.assert_allclose(tokens[0, 1, -3:], np.log2([5, 3, 3]) / 8)  # innermost factor last
+    assert not tokens[0, 2, 5:].any() and not np.array_equal(tokens[0], tokens[1])
 
 
 def test_knobs_with_one_choice_do_not_end_walks():

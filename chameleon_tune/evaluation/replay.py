@@ -28,40 +28,43 @@ LEVELS = (0.90, 0.95, 0.99)
 
 def replay(cache: CacheFile, strategies: list[str], *, budget: int, seeds: int, batch_size: int = 16) -> dict:
     """Run each strategy for ``seeds`` seeds; the summary as a JSON-ready dict."""
-    optimum = cache.optimum * cache.scale
-    runs = []
-    for strategy in strategies:
-        for seed in range(seeds):
-            measurer = ReplayMeasurer(cache)
-            history = History(measurer.space)
-            search = _strategy(strategy, TaskContext(measurer.space, history, seed=seed), cache, budget)
-            tune(measurer, search, history, trials=budget, batch_size=batch_size)
-            fraction = fraction_of(history.latencies, optimum)
-            elapsed = np.cumsum([t.result.build_s + t.result.run_s for t in history.trials])
-            runs.append(
-                {
-                    "strategy": strategy,
-                    "seed": seed,
-                    "evaluations": len(history),
-                    "fraction": fraction.tolist(),
-                    "simulated_s": elapsed.tolist(),
-                    "reached": {
-                        f"{int(level * 100)}%": dict(zip(("evaluations", "simulated_s"), reached(fraction, elapsed, level)))
-                        for level in LEVELS
-                    },
-                }
-            )
+    runs = [replay_run(cache, strategy, seed, budget, batch_size) for strategy in strategies for seed in range(seeds)]
     return {
         "kernel": cache.meta.get("kernel_name"),
         "device": cache.meta.get("device_name"),
         "space_size": cache.space.size,
         "recorded": len(cache.records),
-        "optimum": optimum,
+        "optimum": cache.optimum * cache.scale,
         "budget": budget,
         "seeds": seeds,
         "batch_size": batch_size,
         "runs": runs,
-        "strategies": {s: _aggregate([r for r in runs if r["strategy"] == s], budget) for s in strategies},
+        "strategies": {s: aggregate([r for r in runs if r["strategy"] == s], budget) for s in strategies},
+    }
+
+
+def replay_run(
+    cache: CacheFile, strategy: str, seed: int, budget: int, batch_size: int = 16, *,
+    work_dir: str | None = None, warm_start: str | None = None,
+) -> dict:  # fmt: skip
+    """One strategy, one seed: the fraction of the optimum after each evaluation, and when it
+    reached each of ``LEVELS``. ``work_dir`` keeps what the strategy saves (its policy);
+    ``warm_start`` is a saved policy to start from."""
+    measurer = ReplayMeasurer(cache)
+    history = History(measurer.space)
+    task = TaskContext(measurer.space, history, seed=seed, work_dir=work_dir, warm_start=warm_start)
+    tune(measurer, _strategy(strategy, task, cache, budget), history, trials=budget, batch_size=batch_size)
+    fraction = fraction_of(history.latencies, cache.optimum * cache.scale)
+    elapsed = np.cumsum([t.result.build_s + t.result.run_s for t in history.trials])
+    return {
+        "strategy": strategy,
+        "seed": seed,
+        "evaluations": len(history),
+        "fraction": fraction.tolist(),
+        "simulated_s": elapsed.tolist(),
+        "reached": {
+            f"{int(level * 100)}%": dict(zip(("evaluations", "simulated_s"), reached(fraction, elapsed, level))) for level in LEVELS
+        },
     }
 
 
@@ -71,7 +74,9 @@ def _strategy(name: str, task: TaskContext, cache: CacheFile, budget: int) -> St
     return make_strategy(name, task)
 
 
-def _aggregate(runs: list[dict], budget: int) -> dict:
+def aggregate(runs: list[dict], budget: int) -> dict:
+    """Over seeds: median final fraction, mean fraction with its standard error, and per level
+    how many seeds reached it and at what median cost."""
     mean, sem = mean_and_sem([mean_fraction(r["fraction"], budget) for r in runs])
     out = {
         "final_fraction_median": float(np.median([r["fraction"][-1] if r["fraction"] else 0.0 for r in runs])),

@@ -34,6 +34,9 @@ class Transfer:
     """A task's first trials are its most similar measured task's best, translated."""
     shared_cost_model: bool = True
     """A task's cost model also learns from every compatible task's measurements."""
+    policy: bool = True
+    """A learning strategy's first turn on a task starts from the policy of the task tuned just
+    before (``search/ppo.py``: one policy fits every space), not from random weights."""
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -51,6 +51,7 @@ from ..evaluation.model_references import REFERENCES, check_references
 from .goal import Goal, parse_until
 from .pipeline import Pipeline
 from .record_store import RecordStore, RecordStoreError, target_key
+from ..search.chameleon import POLICY_FILE
 from .transfer import Transfer, compatible, distance, starting_configs
 from .scheduler import GradientScheduler, ModelTask, SchedulerConfig, extract_tasks, warmup_trials
 
@@ -467,7 +468,8 @@ def _spend(
     A task's first turn starts from the best configurations of the most similar task
     measured already (``transfer.py``), not from a random draw; the first heavy task of
     its kind gets a full round instead, so that what it passes on is worth having. Its
-    cost model learns from every compatible task's measurements as well as its own.
+    cost model learns from every compatible task's measurements as well as its own, and a
+    learning strategy starts from the policy of the task tuned just before.
     ``stop()``, if given, is asked after every round whether to end tuning (``--until``).
     """
     from ..search.base import TaskContext
@@ -478,6 +480,7 @@ def _spend(
     config = replace(config, warmup_trials=warmup)
     scheduler = GradientScheduler([t.task.weight for t in tasks], config, [t.task.cost_estimate_s for t in tasks])
     finished = {i for i, t in enumerate(tasks) if t.exhausted}
+    carried = None  # (policy file, task) of the task tuned last that saved one (``transfer.policy``)
     bars = _Progress(budget.trials, spent, enabled=progress)
     try:
         while budget.left(spent) > 0 and not budget.out_of_time():
@@ -498,7 +501,9 @@ def _spend(
             goal = len(t.history) + min(turn, budget.left(spent), t.tvm_space.space.size - len(t.history))
             bars.start(t.task.name, len(t.history), goal)
             t.measurer.prepare()  # the shared runner now checks against this task's reference
-            log.round(spent, t.task.name, goal - len(t.history), why, source)
+            own_policy = os.path.join(t.work_dir, POLICY_FILE)
+            carry = carried if transfer.policy and carried and not os.path.exists(own_policy) else None
+            log.round(spent, t.task.name, goal - len(t.history), why, source, carry[1] if carry else None)
             context = TaskContext(
                 t.tvm_space.space,
                 t.history,
@@ -507,11 +512,14 @@ def _spend(
                 is_valid=lambda config, space=t.tvm_space: space.schedule(config)[0] is not None,
                 work_dir=t.work_dir,
                 related=_related(t, tasks) if transfer.shared_cost_model else None,
+                warm_start=carry[0] if carry else None,
             )
             tune(
                 t.measurer, make_search(strategy, context), t.history, trials=goal, batch_size=turn,
                 on_trial=lambda trial, t=t: (t.record(trial), bars.trial(trial)), retime_top=0, seeds=seeds,
             )  # fmt: skip
+            if os.path.exists(own_policy):
+                carried = own_policy, t.task.name
             if len(t.history) < goal or t.exhausted:
                 finished.add(index)  # the strategy found nothing new to measure
             spent = sum(len(t.history) for t in tasks)
@@ -559,10 +567,12 @@ class SchedulerLog:
         self.path = os.path.join(output, "scheduler.jsonl")
         self.start = time.perf_counter()
 
-    def round(self, spent: int, task: str, trials: int, why: str, started_from: str | None) -> None:
+    def round(self, spent: int, task: str, trials: int, why: str, started_from: str | None, policy_from: str | None = None) -> None:
         entry = {"time_s": round(time.perf_counter() - self.start, 3), "spent": spent, "task": task, "trials": trials, "why": why}
         if started_from:
             entry["starts_from"] = started_from
+        if policy_from:
+            entry["policy_from"] = policy_from
         with open(self.path, "a") as f:
             f.write(json.dumps(entry) + "\n")
 

@@ -21,7 +21,7 @@ from ..space import Space
 
 
 class PolicyError(ValueError):
-    """A saved policy that cannot be loaded here: not a policy file, or one for another space."""
+    """A saved policy that cannot be loaded here: not a policy file, or one of another architecture."""
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,11 @@ the seeds reaching 95% of the optimum on every one.
 from __future__ import annotations
 
 import os
+import warnings
 
 from ..sampling import AdaptiveSampler, AdaptiveSamplingConfig
 from .annealing import annealing_for
-from .base import TaskContext, register
+from .base import PolicyError, TaskContext, register
 from .model_based import ModelBasedConfig, ModelBasedStrategy
 from .ppo import PPOAgent
 
@@ -35,7 +36,12 @@ class _CheckpointedPPO(PPOAgent):
         super().__init__(task.space, seed=task.seed)
         self.checkpoint = os.path.join(task.work_dir, POLICY_FILE) if task.work_dir else None
         if self.checkpoint and os.path.exists(self.checkpoint):
-            self.load(self.checkpoint)
+            try:
+                self.load(self.checkpoint)
+            except PolicyError as exc:  # the measurements are what a rerun must keep; a policy is relearned
+                warnings.warn(f"{exc}; the search policy starts afresh", stacklevel=2)
+                if task.warm_start:
+                    self.load(task.warm_start)
         elif task.warm_start:
             self.load(task.warm_start)
 

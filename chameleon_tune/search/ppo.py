@@ -3,15 +3,27 @@
 Read beside Section 4.1 of the paper (Ahn et al., ICLR 2020). The environment
 is the knob space with the cost model as reward:
 
-- state: the configuration, each knob's index divided by its number of choices;
+- state: the configuration, each knob described by its index divided by its number of
+  choices (the paper's state) and by what the knob is (its number of choices, its kind, the
+  log2 of the chosen value or tile factors): one token per knob;
 - action: for every knob at once, one of {decrement, stay, increment};
 - reward: the cost model's predicted score of the configuration reached;
 - a walk ends early when most knobs that can move are stuck (chose "stay" or sit at a
   bound; in a restricted space the restrictions are bounds too, see ``Space.step``).
 
 Many walkers step in lockstep, so each step is one batched policy call and one
-batched cost-model call. The policy persists across the iterations of a task
-and can be saved and loaded to warm-start another task with as many knobs.
+batched cost-model call. The policy persists across the iterations of a task.
+
+The paper's policy is an MLP from the whole state to three logits per knob, so it
+fits only spaces with exactly as many knobs. Here the same weights score every knob:
+each token is embedded alone, the embeddings are averaged into a summary of the
+whole configuration (a Deep Sets encoder, Zaheer et al., NeurIPS 2017), and a knob's
+three logits come from its own embedding beside that summary; the value from the
+summary alone. Knobs alike in description (two loops of one extent) still need to move
+apart, so each knob also has a small learned identity vector in its token: the only
+weights tied to one space. A policy saved on any task warm-starts any other
+(``tune --warm-start``, and ``tune-model`` from task to task): the shared weights carry
+over, and the identities too where the knobs are the same.
 """
 
 from __future__ import annotations
@@ -89,38 +101,79 @@ def compute_gae(
     return advantages, advantages + values
 
 
+#: Tile factors (innermost last) or values a token describes; a longer tiling keeps its inner ones.
+TOKEN_VALUES = 4
+#: Width of a knob's token: position, log2 of the choice count, kind (3), values.
+TOKEN_WIDTH = 5 + TOKEN_VALUES
+#: Width of each knob's learned identity (see ``_agent``).
+IDENTITY_WIDTH = 4
+POLICY_ARCHITECTURE = "per-knob tokens and identities, mean-pooled"
+"""Saved with the policy: a policy of another architecture (the paper's per-space MLP) does not load."""
+
+
+class KnobTokens:
+    """Every choice of every knob of a space as a token (``TOKEN_WIDTH`` numbers), in one table,
+    so the tokens of a batch of configurations are one gather."""
+
+    def __init__(self, space: Space) -> None:
+        rows = []
+        for knob in space.knobs:
+            n = len(knob)
+            values = knob.features()  # log2 of numbers or of tile factors; (n, 0) for anything else
+            kind = [values.shape[1] > 1, values.shape[1] == 1, values.shape[1] == 0]
+            table = np.zeros((n, TOKEN_WIDTH), dtype=np.float32)
+            table[:, 0] = np.arange(n) / max(n - 1, 1)
+            table[:, 1] = np.log2(n) / 8.0
+            table[:, 2:5] = kind
+            kept = values[:, -TOKEN_VALUES:] / 8.0  # innermost factors last, right-aligned
+            table[:, TOKEN_WIDTH - kept.shape[1] :] = kept
+            rows.append(table)
+        self.table = np.concatenate(rows)
+        self.offsets = np.concatenate([[0], np.cumsum(space.dims)[:-1]]).astype(np.int64)
+
+    def __call__(self, configs: np.ndarray) -> np.ndarray:
+        """``(n, n_knobs, TOKEN_WIDTH)`` float32 tokens of ``(n, n_knobs)`` configurations."""
+        return self.table[np.asarray(configs, dtype=np.int64) + self.offsets]
+
+
 def _agent(n_knobs: int, hidden: int):
     import torch
     from torch import nn
 
     class Agent(nn.Module):
-        """Policy: MLP with one 3-way softmax head per knob. Value: a separate MLP."""
+        """Policy: one shared scorer of each knob's 3 moves. Value: an MLP on the pooled state."""
 
         def __init__(self) -> None:
             super().__init__()
-            self.n_knobs = n_knobs
-            self.actor = nn.Sequential(
-                nn.Linear(n_knobs, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, 3 * n_knobs)
+            # Learned per knob of this space: lets knobs alike in description move apart. The
+            # only weights that do not transfer; a new space starts them afresh.
+            self.identity = nn.Parameter(0.1 * torch.randn(n_knobs, IDENTITY_WIDTH))
+            self.embed = nn.Sequential(
+                nn.Linear(TOKEN_WIDTH + IDENTITY_WIDTH, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh()
             )
+            self.actor = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.Tanh(), nn.Linear(hidden, 3))
             self.critic = nn.Sequential(
-                nn.Linear(n_knobs, hidden), nn.Tanh(),
-                nn.Linear(hidden, hidden), nn.Tanh(),
-                nn.Linear(hidden, hidden), nn.Tanh(),
-                nn.Linear(hidden, 1),
-            )  # fmt: skip
+                nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, 1)
+            )
+
+        def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            identity = self.identity.unsqueeze(0).expand(x.shape[0], -1, -1)
+            knobs = self.embed(torch.cat([x, identity], dim=-1))  # (batch, n_knobs, hidden)
+            return knobs, knobs.mean(dim=1)
 
         def get_value(self, x: torch.Tensor) -> torch.Tensor:
-            return self.critic(x).squeeze(-1)
+            return self.critic(self._encode(x)[1]).squeeze(-1)
 
         def get_action_and_value(self, x: torch.Tensor, action: torch.Tensor | None = None, generator=None):
-            logits = self.actor(x).view(-1, self.n_knobs, 3)
-            log_probs = torch.log_softmax(logits, dim=-1)
+            knobs, pooled = self._encode(x)
+            logits = self.actor(torch.cat([knobs, pooled.unsqueeze(1).expand_as(knobs)], dim=-1))
+            log_probs = torch.log_softmax(logits, dim=-1)  # (batch, n_knobs, 3)
             if action is None:
                 flat = log_probs.exp().view(-1, 3)
-                action = torch.multinomial(flat, 1, generator=generator).view(-1, self.n_knobs)
+                action = torch.multinomial(flat, 1, generator=generator).view(log_probs.shape[:2])
             logprob = log_probs.gather(-1, action.unsqueeze(-1)).squeeze(-1).sum(-1)
             entropy = -(log_probs.exp() * log_probs).sum(-1).sum(-1)
-            return action, logprob, entropy, self.get_value(x)
+            return action, logprob, entropy, self.critic(pooled).squeeze(-1)
 
     return Agent()
 
@@ -138,6 +191,7 @@ class PPOAgent:
         torch.set_num_threads(1)
         torch.manual_seed(seed)  # network initialization
         self.generator = torch.Generator().manual_seed(seed)
+        self.tokens = KnobTokens(space)
         self.agent = _agent(space.n_knobs, config.hidden)
         self.optimizer = torch.optim.Adam(self.agent.parameters(), lr=config.learning_rate, eps=1e-5)
         self.steps_taken = 0
@@ -168,7 +222,7 @@ class PPOAgent:
         # the more such knobs a space lists (unless no knob can move at all).
         movable = space.dims > 1 if np.any(space.dims > 1) else np.ones(space.n_knobs, dtype=bool)
         for _step in range(cfg.max_steps):
-            obs = torch.from_numpy(space.normalized(configs))
+            obs = torch.from_numpy(self.tokens(configs))
             with torch.no_grad():
                 action, logprob, _, value = self.agent.get_action_and_value(obs, generator=self.generator)
             action = action.numpy()
@@ -192,7 +246,7 @@ class PPOAgent:
                 break
         self.steps_taken += len(obs_l)
         with torch.no_grad():
-            last_value = self.agent.get_value(torch.from_numpy(space.normalized(configs))).numpy()
+            last_value = self.agent.get_value(torch.from_numpy(self.tokens(configs))).numpy()
         return obs_l, act_l, logp_l, np.array(val_l), np.array(rew_l), np.array(done_l), np.array(live_l), last_value
 
     # -- PPO update ---------------------------------------------------------------
@@ -228,21 +282,29 @@ class PPOAgent:
     def save(self, path: str) -> None:
         import torch
 
-        torch.save({"n_knobs": self.space.n_knobs, "agent": self.agent.state_dict(), "optimizer": self.optimizer.state_dict()}, path)
+        state = {"architecture": POLICY_ARCHITECTURE, "hidden": self.config.hidden, "knobs": self.space.names}
+        torch.save({**state, "agent": self.agent.state_dict(), "optimizer": self.optimizer.state_dict()}, path)
 
     def load(self, path: str) -> None:
-        """Warm-start from a policy saved on this or another task with as many knobs."""
+        """Warm-start from a policy saved on this or any other task, whatever its number of knobs."""
         import torch
 
         try:
             state = torch.load(path, weights_only=True)
-            knobs = state["n_knobs"]
+            architecture = state.get("architecture")
         except Exception as exc:  # noqa: BLE001 - pickle, zip and key errors all mean the same
             raise PolicyError(f"{path} is not a policy saved by chameleon ({type(exc).__name__})") from None
-        if knobs != self.space.n_knobs:
-            raise PolicyError(f"policy {path} has {knobs} knobs; this space has {self.space.n_knobs}")
+        if architecture != POLICY_ARCHITECTURE:
+            raise PolicyError(f"policy {path} was saved by an older chameleon (one network per knob count); tune afresh")
         try:
-            self.agent.load_state_dict(state["agent"])
-            self.optimizer.load_state_dict(state["optimizer"])
+            weights = dict(state["agent"])
+            if state["knobs"] == self.space.names:
+                self.agent.load_state_dict(weights)
+                self.optimizer.load_state_dict(state["optimizer"])
+            else:  # another space: the shared weights carry over, each knob's identity starts afresh
+                weights.pop("identity")
+                missing = self.agent.load_state_dict(weights, strict=False).missing_keys
+                if missing != ["identity"]:
+                    raise KeyError(f"missing {missing}")
         except (KeyError, RuntimeError, ValueError) as exc:
             raise PolicyError(f"policy {path} does not fit this agent: {str(exc).splitlines()[0]}") from None

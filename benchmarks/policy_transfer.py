@@ -1,0 +1,85 @@
+"""A search policy learned on one recorded space warm-starts `chameleon` on another (issue 13).
+
+    python benchmarks/policy_transfer.py [--seeds 20] [--budget 200] \
+        [--out benchmarks/results/policy_transfer.json]
+
+Every space is first tuned cold by `chameleon` (seed s, the budget, `chameleon replay`'s own
+code): those runs are the cold baseline and each leaves its PPO policy behind. Then each
+target space is tuned again from the policy its source's run with the same seed left
+(`--warm-start`): the two GPUs' caches of one convolution kernel into each other (the
+same knobs, other hardware), and the CPU matmul.121 space into each (other knobs, and
+another number of them: the policy has one set of weights for any space). Replay numbers
+come from recorded times only, so load on the machine changes the wall time, not the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+
+from chameleon_tune.evaluation.replay import aggregate, replay_run
+from chameleon_tune.measure.replay import load_cache
+from chameleon_tune.search.chameleon import POLICY_FILE
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPACES = {
+    "A4000": os.path.join(ROOT, "..", "shared", "spaces", "convolution_A4000.json.gz"),
+    "W6600": os.path.join(ROOT, "..", "shared", "spaces", "convolution_W6600.json.gz"),
+    "matmul.121": os.path.join(ROOT, "benchmarks", "results", "matmul121_exhaustive.json.gz"),
+}
+PAIRS = (("A4000", "W6600"), ("W6600", "A4000"), ("matmul.121", "A4000"), ("matmul.121", "W6600"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--budget", type=int, default=200)
+    parser.add_argument("--out", default="benchmarks/results/policy_transfer.json")
+    args = parser.parse_args()
+
+    caches = {name: load_cache(path) for name, path in SPACES.items()}
+    report = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "budget": args.budget,
+        "seeds": args.seeds,
+        "rows": [],
+    }
+    with tempfile.TemporaryDirectory() as root:
+        policies = {}
+        for name, cache in caches.items():
+            runs = []
+            for seed in range(args.seeds):
+                work_dir = os.path.join(root, name, str(seed))
+                os.makedirs(work_dir)
+                runs.append(replay_run(cache, "chameleon", seed, args.budget, work_dir=work_dir))
+                policies[name, seed] = os.path.join(work_dir, POLICY_FILE)
+            report["rows"].append({"space": name, "start": "cold", **aggregate(runs, args.budget)})
+            print(_line(report["rows"][-1]), flush=True)
+        for source, target in PAIRS:
+            runs = [
+                replay_run(caches[target], "chameleon", seed, args.budget, warm_start=policies[source, seed])
+                for seed in range(args.seeds)
+            ]
+            report["rows"].append({"space": target, "start": f"policy from {source}", **aggregate(runs, args.budget)})
+            print(_line(report["rows"][-1]), flush=True)
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(report, f, indent=1)
+
+
+def _line(row: dict) -> str:
+    to95 = row["95%"]["evaluations_median"]
+    return (
+        f"| {row['space']} | {row['start']} | {row['final_fraction_median']:.3f} | "
+        f"{row['mean_fraction']['mean']:.3f} ± {row['mean_fraction']['sem']:.3f} | {row['95%']['reached_in']} | "
+        f"{'not reached' if to95 is None else f'{to95:.0f}'} |"
+    )
+
+
+if __name__ == "__main__":
+    main()
