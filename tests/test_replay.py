@@ -226,3 +226,19 @@ def test_kt_strategy_without_kernel_tuner_is_one_line_naming_the_extra(tmp_path,
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "kt:pso" in err and 'pip install -e ".[kerneltuner]"' in err
     assert not (tmp_path / "rep" / "report.md").exists()
+
+
+def test_a_replay_carries_a_policy_and_measurements_from_another_run(tmp_path):
+    from chameleon_tune.evaluation.replay import replay_run
+    from chameleon_tune.search.chameleon import POLICY_FILE
+
+    cache = load_cache(str(make_cache(tmp_path / "c.json")))
+    source = History(cache.space)
+    cold = replay_run(cache, "chameleon", 0, 40, 8, work_dir=str(tmp_path), history=source)
+    assert len(source) == cold["evaluations"] == 40 and (tmp_path / POLICY_FILE).exists()
+    warm = replay_run(cache, "chameleon", 1, 40, 8, warm_start=str(tmp_path / POLICY_FILE))
+    asked = []
+    shared = replay_run(cache, "chameleon", 1, 40, 8, related=lambda: asked.append(1) or [(cache.space, source.configs, source.latencies)])
+    assert warm["evaluations"] == shared["evaluations"] == 40 and asked  # the cost model asked for them
+    # the source run found the optimum; a cost model that knows its measurements goes straight there
+    assert cold["fraction"][-1] == 1.0 and shared["fraction"][15] == 1.0

@@ -45,14 +45,16 @@ def replay(cache: CacheFile, strategies: list[str], *, budget: int, seeds: int, 
 
 def replay_run(
     cache: CacheFile, strategy: str, seed: int, budget: int, batch_size: int = 16, *,
-    work_dir: str | None = None, warm_start: str | None = None,
+    work_dir: str | None = None, warm_start: str | None = None, related=None, history: History | None = None,
 ) -> dict:  # fmt: skip
     """One strategy, one seed: the fraction of the optimum after each evaluation, and when it
     reached each of ``LEVELS``. ``work_dir`` keeps what the strategy saves (its policy);
-    ``warm_start`` is a saved policy to start from."""
+    ``warm_start`` is a saved policy to start from; ``related``, other spaces' measurements for
+    a shared cost model (``TaskContext.related``); ``history``, an empty one to keep the
+    measurements in."""
     measurer = ReplayMeasurer(cache)
-    history = History(measurer.space)
-    task = TaskContext(measurer.space, history, seed=seed, work_dir=work_dir, warm_start=warm_start)
+    history = History(measurer.space) if history is None else history
+    task = TaskContext(measurer.space, history, seed=seed, work_dir=work_dir, warm_start=warm_start, related=related)
     tune(measurer, _strategy(strategy, task, cache, budget), history, trials=budget, batch_size=batch_size)
     fraction = fraction_of(history.latencies, cache.optimum * cache.scale)
     elapsed = np.cumsum([t.result.build_s + t.result.run_s for t in history.trials])

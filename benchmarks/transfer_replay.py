@@ -1,14 +1,17 @@
-"""A search policy learned on one recorded space warm-starts `chameleon` on another (issue 13).
+"""What `chameleon` learned on one recorded space, carried to another (issue 13): its search
+policy, and its measurements for a shared cost model, against a cold start.
 
-    python benchmarks/policy_transfer.py [--seeds 20] [--budget 200] \
-        [--out benchmarks/results/policy_transfer.json]
+    python benchmarks/transfer_replay.py [--seeds 20] [--budget 200] \
+        [--out benchmarks/results/transfer_replay.json]
 
 Every space is first tuned cold by `chameleon` (seed s, the budget, `chameleon replay`'s own
-code): those runs are the cold baseline and each leaves its PPO policy behind. Then each
-target space is tuned again from the policy its source's run with the same seed left
-(`--warm-start`): the two GPUs' caches of one convolution kernel into each other (the
-same knobs, other hardware), and the CPU matmul.121 space into each (other knobs, and
-another number of them: the policy has one set of weights for any space). Replay numbers
+code): those runs are the cold baseline, and each leaves its PPO policy and its measurements
+behind. Then each target space is tuned again with what its source's run of the same seed
+left: its policy (`--warm-start`), for the two GPUs' caches of one convolution kernel into
+each other (the same knobs, other hardware) and for the CPU matmul.121 space into each (other
+knobs, another number of them: one policy fits any space); and, between the two GPUs'
+spaces (compatible knobs), its measurements joining the target's cost model from the first
+iteration (`related`, as `tune-model` shares them between a model's tasks). Replay numbers
 come from recorded times only, so load on the machine changes the wall time, not the result.
 """
 
@@ -21,6 +24,7 @@ import platform
 import tempfile
 import time
 
+from chameleon_tune.database import History
 from chameleon_tune.evaluation.replay import aggregate, replay_run
 from chameleon_tune.measure.replay import load_cache
 from chameleon_tune.search.chameleon import POLICY_FILE
@@ -32,13 +36,14 @@ SPACES = {
     "matmul.121": os.path.join(ROOT, "benchmarks", "results", "matmul121_exhaustive.json.gz"),
 }
 PAIRS = (("A4000", "W6600"), ("W6600", "A4000"), ("matmul.121", "A4000"), ("matmul.121", "W6600"))
+MODEL_PAIRS = (("A4000", "W6600"), ("W6600", "A4000"))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--budget", type=int, default=200)
-    parser.add_argument("--out", default="benchmarks/results/policy_transfer.json")
+    parser.add_argument("--out", default="benchmarks/results/transfer_replay.json")
     args = parser.parse_args()
 
     caches = {name: load_cache(path) for name, path in SPACES.items()}
@@ -50,26 +55,34 @@ def main() -> None:
         "rows": [],
     }
     with tempfile.TemporaryDirectory() as root:
-        policies = {}
+        policies, measured = {}, {}
         for name, cache in caches.items():
             runs = []
             for seed in range(args.seeds):
                 work_dir = os.path.join(root, name, str(seed))
                 os.makedirs(work_dir)
-                runs.append(replay_run(cache, "chameleon", seed, args.budget, work_dir=work_dir))
+                history = History(cache.space)
+                runs.append(replay_run(cache, "chameleon", seed, args.budget, work_dir=work_dir, history=history))
                 policies[name, seed] = os.path.join(work_dir, POLICY_FILE)
-            report["rows"].append({"space": name, "start": "cold", **aggregate(runs, args.budget)})
-            print(_line(report["rows"][-1]), flush=True)
+                measured[name, seed] = (history.space, history.configs, history.latencies)
+            add(report, name, "cold", runs, args.budget)
         for source, target in PAIRS:
+            runs = [replay_run(caches[target], "chameleon", s, args.budget, warm_start=policies[source, s]) for s in range(args.seeds)]
+            add(report, target, f"policy from {source}", runs, args.budget)
+        for source, target in MODEL_PAIRS:
             runs = [
-                replay_run(caches[target], "chameleon", seed, args.budget, warm_start=policies[source, seed])
-                for seed in range(args.seeds)
+                replay_run(caches[target], "chameleon", s, args.budget, related=lambda s=s: [measured[source, s]])
+                for s in range(args.seeds)
             ]
-            report["rows"].append({"space": target, "start": f"policy from {source}", **aggregate(runs, args.budget)})
-            print(_line(report["rows"][-1]), flush=True)
+            add(report, target, f"measurements from {source}", runs, args.budget)
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(report, f, indent=1)
+
+
+def add(report: dict, space: str, start: str, runs: list[dict], budget: int) -> None:
+    report["rows"].append({"space": space, "start": start, **aggregate(runs, budget)})
+    print(_line(report["rows"][-1]), flush=True)
 
 
 def _line(row: dict) -> str:
