@@ -109,9 +109,7 @@ class GradientScheduler:
     ) -> None:
         self.weights = np.asarray(weights, dtype=np.float64)
         self.config = config
-        if costs is None or not config.ranked_warmup:
-            costs = np.ones_like(self.weights)
-        costs = np.asarray(costs, dtype=np.float64)
+        costs = np.ones_like(self.weights) if costs is None else np.asarray(costs, dtype=np.float64)
         expected = self.weights * costs
         self.expected_share = expected / expected.sum() if expected.sum() > 0 else np.full_like(expected, 1 / len(expected))
         """Each task's expected share of the model's latency, before anything is measured."""

@@ -32,6 +32,7 @@ from ..api import (
 )
 from ..database import History, HistoryError
 from ..measure.types import MeasureOptions, RunnerConfig
+from ..search.chameleon import POLICY_FILE
 from .build import (
     CompiledModel,
     TaskRow,
@@ -51,7 +52,6 @@ from ..evaluation.model_references import REFERENCES, check_references
 from .goal import Goal, parse_until
 from .pipeline import Pipeline
 from .record_store import RecordStore, RecordStoreError, target_key
-from ..search.chameleon import POLICY_FILE
 from .transfer import Transfer, compatible, distance, starting_configs
 from .scheduler import GradientScheduler, ModelTask, SchedulerConfig, extract_tasks, warmup_trials
 

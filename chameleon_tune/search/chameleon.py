@@ -35,14 +35,14 @@ class _CheckpointedPPO(PPOAgent):
     def __init__(self, task: TaskContext) -> None:
         super().__init__(task.space, seed=task.seed)
         self.checkpoint = os.path.join(task.work_dir, POLICY_FILE) if task.work_dir else None
+        resumed = False
         if self.checkpoint and os.path.exists(self.checkpoint):
             try:
                 self.load(self.checkpoint)
+                resumed = True
             except PolicyError as exc:  # the measurements are what a rerun must keep; a policy is relearned
                 warnings.warn(f"{exc}; the search policy starts afresh", stacklevel=2)
-                if task.warm_start:
-                    self.load(task.warm_start)
-        elif task.warm_start:
+        if not resumed and task.warm_start:
             self.load(task.warm_start)
 
     def find_maximums(self, model, n, exclude):
