@@ -148,7 +148,7 @@ def _variants() -> dict[str, dict]:
         "records": {},  # the record store is passed per run
         "no-prepack": {"pipeline": Pipeline(prepack_weights=False)},
         "no-fold": {"pipeline": Pipeline(fold_batch_norm=False)},
-        "winograd": {"pipeline": Pipeline(winograd=True, layout="NCHW")},
+        "winograd": {"pipeline": Pipeline(winograd=True)},
         "nchw": {"pipeline": Pipeline(layout="NCHW")},
         "plain": {"pipeline": Pipeline(fold_batch_norm=False, prepack_weights=False)},
         "no-starts": {"transfer": Transfer(starting_configs=False)},

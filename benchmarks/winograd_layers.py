@@ -1,8 +1,8 @@
 """Winograd against the direct convolution, one layer at a time, at the same number of trials.
 
-    python benchmarks/winograd_layers.py --model resnet18 --trials 64
+    python benchmarks/winograd_layers.py --model resnet18 --trials 64 [--layout NCHW]
 
-Extracts the model's tasks (NCHW) with and without ``Pipeline(winograd=True)``, pairs each
+Extracts the model's tasks (NHWC by default) with and without ``Pipeline(winograd=True)``, pairs each
 Winograd task with the direct task of the same layer (the same weight and epilogue), and
 tunes both with ``chameleon`` for ``--trials`` each in this process, on one set of
 measurement workers: best latency (cold cache, output checked) and wall time of each. Run
@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--model", default="resnet18")
     parser.add_argument("--trials", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--layout", default="NHWC", choices=("NCHW", "NHWC"))
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args()
 
@@ -45,8 +46,8 @@ def main() -> None:
     from chameleon_tune.tvm_space import TVMSpace, host_target
 
     target = host_target(2)
-    prepared = Pipeline(layout="NCHW").prepare(load_model(args.model, threads=2).mod)  # the same with or without Winograd
-    tasks = {w: extract_tasks(Pipeline(winograd=w, layout="NCHW").fuse(prepared, target), target) for w in (True, False)}
+    prepared = Pipeline(layout=args.layout).prepare(load_model(args.model, threads=2).mod)  # the same with or without Winograd
+    tasks = {w: extract_tasks(Pipeline(winograd=w, layout=args.layout).fuse(prepared, target), target) for w in (True, False)}
     direct = {_layer(t): t for t in tasks[False] if "conv2d" in t.name}
     pairs = [(w, direct[_layer(w)]) for w in tasks[True] if "winograd" in w.name and _layer(w) in direct]
 
@@ -73,7 +74,7 @@ def main() -> None:
             )
     if args.out:
         with open(args.out, "w") as f:
-            json.dump({"date": time.strftime("%Y-%m-%d %H:%M"), "model": args.model, "trials": args.trials, "layers": results}, f, indent=1)
+            json.dump({"date": time.strftime("%Y-%m-%d %H:%M"), "model": args.model, "layout": args.layout, "trials": args.trials, "layers": results}, f, indent=1)
 
 
 if __name__ == "__main__":

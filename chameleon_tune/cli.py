@@ -8,7 +8,7 @@ import os
 import sys
 
 from .evaluation.model_references import REFERENCES
-from .model.pipeline import LAYOUTS
+from .model.pipeline import LAYOUTS, Pipeline
 from .runner_cli import add_devices_command, add_runner_arguments, devices, runner_config_from_args
 from .workloads import DEFAULT_WORKLOAD
 
@@ -87,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="compute 3x3 stride-1 convolutions as Winograd F(4x4, 3x3): faster kernels, slower to tune (pays off on long budgets)",
     )  # fmt: skip
     model.add_argument(
-        "--layout", choices=LAYOUTS, default=None,
-        help="the layout convolutions are tuned in (default NHWC: activations channel-last, weights HWIO; NCHW with --winograd)",
+        "--layout", choices=LAYOUTS, default=Pipeline.layout,
+        help="the layout convolutions are tuned in (default NHWC: activations channel-last, weights HWIO)",
     )  # fmt: skip
     model.add_argument(
         "--no-shared-model", action="store_true",
@@ -395,14 +395,10 @@ def _duration(text: str) -> float:
 def _tune_model(args) -> int:
     from .api import DEFAULT_STRATEGY
     from .model.build import VerificationError, disturbance_lines, goal_lines, latency_of, ratio_cell
-    from .model.pipeline import Pipeline
     from .model.scheduler import SchedulerConfig
     from .model.transfer import Transfer
     from .model.tuner import tune_model
 
-    if args.winograd and args.layout not in (None, "NCHW"):
-        sys.stderr.write("chameleon: error: --winograd needs --layout NCHW (its convolutions are built for NCHW)\n")
-        return 2
     strategy = args.strategy or DEFAULT_STRATEGY
     model_name = os.path.splitext(os.path.basename(args.model))[0]
     output = args.output or f"runs/{model_name}-{strategy}-s{args.seed}"
@@ -414,7 +410,7 @@ def _tune_model(args) -> int:
             references=args.references.split(","), time_budget_s=args.time_budget, until=args.until,
             pipeline=Pipeline(
                 fold_batch_norm=not args.no_fold_batch_norm, prepack_weights=not args.no_prepack, winograd=args.winograd,
-                layout=args.layout or ("NCHW" if args.winograd else Pipeline.layout),
+                layout=args.layout,
             ),
             transfer=Transfer(shared_cost_model=not args.no_shared_model), records=_records_dir(args),
         )  # fmt: skip

@@ -16,44 +16,50 @@ from chameleon_tune.tvm_space import host_target
 
 
 class _Convs(nn.Module):
-    """One eligible convolution and four that are not (stride 2, 1x1, depthwise, 3 input channels)."""
+    """One eligible convolution and five that are not (stride 2, too few tiles, 1x1, depthwise,
+    3 input channels)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.image = nn.Conv2d(3, 16, 3, padding=1)  # 3 input channels: too few
-        self.eligible = nn.Conv2d(16, 16, 3, padding=1)  # 7x7 output: not whole 4x4 tiles
+        self.eligible = nn.Conv2d(16, 16, 3, padding=1)  # 13x13 output: 16 tiles, not whole 4x4 ones
         self.strided = nn.Conv2d(16, 16, 3, stride=2, padding=1)
+        self.small = nn.Conv2d(16, 16, 3, padding=1)  # 7x7 output: 4 tiles, too few
         self.pointwise = nn.Conv2d(16, 16, 1)
         self.depthwise = nn.Conv2d(16, 16, 3, padding=1, groups=16)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.relu(self.image(x))
         x = torch.relu(self.eligible(x)) + x
-        return self.depthwise(self.pointwise(self.strided(x)))
+        return self.depthwise(self.pointwise(self.small(self.strided(x))))
 
 
 @pytest.fixture(scope="module")
 def convs():
     torch.manual_seed(0)
     module = _Convs().eval()
-    x = torch.randn(1, 3, 7, 7)
+    x = torch.randn(1, 3, 13, 13)
     imported = _from_exported("convs", torch.export.export(module, (x,)), module, threads=1)
     return imported, x.numpy()
 
 
-def _tasks(imported, winograd: bool = False, layout: str | None = None):
+def _tasks(imported, winograd: bool = False, layout: str = "NHWC"):
     target = host_target(num_cores=2)
-    pipeline = Pipeline(winograd=winograd, layout=layout or ("NCHW" if winograd else "NHWC"))
+    pipeline = Pipeline(winograd=winograd, layout=layout)
     return target, pipeline, extract_tasks(pipeline.fuse(pipeline.prepare(imported.mod), target), target)
 
 
-def test_only_3x3_stride_1_convolutions_with_enough_channels_take_winograd(convs):
+LAYOUTS = pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+
+
+@LAYOUTS
+def test_only_3x3_stride_1_convolutions_with_enough_channels_take_winograd(convs, layout):
     imported, _ = convs
-    _, _, tasks = _tasks(imported, winograd=True)
+    _, _, tasks = _tasks(imported, winograd=True, layout=layout)
     winograd = [t.name for t in tasks if "winograd" in t.name]
     assert len(winograd) == 1 and "add" in winograd[0] and "relu" in winograd[0]  # its epilogue fused in
-    assert sum("conv2d" in t.name and "winograd" not in t.name for t in tasks) == 4
-    assert not any("winograd" in t.name for t in _tasks(imported, layout="NCHW")[2])
+    assert sum("conv2d" in t.name and "winograd" not in t.name for t in tasks) == 5
+    assert not any("winograd" in t.name for t in _tasks(imported, layout=layout)[2])
 
 
 def _assert_computes_the_model(imported, pipeline: Pipeline, target, x: np.ndarray) -> None:
@@ -69,9 +75,10 @@ def _assert_computes_the_model(imported, pipeline: Pipeline, target, x: np.ndarr
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
 
 
-def test_the_winograd_model_computes_the_convolutions(convs):
+@LAYOUTS
+def test_the_winograd_model_computes_the_convolutions(convs, layout):
     imported, x = convs
-    target, pipeline, _ = _tasks(imported, winograd=True)
+    target, pipeline, _ = _tasks(imported, winograd=True, layout=layout)
     _assert_computes_the_model(imported, pipeline, target, x)
 
 
@@ -92,25 +99,29 @@ def _assert_scheduled_kernels_are_correct(task, target, n: int) -> None:
     assert checked and all(r.valid for r in checked), (task.name, [r.error_msg for r in checked])
 
 
-def test_scheduled_winograd_kernels_are_correct_on_partial_tiles(convs):
+@LAYOUTS
+def test_scheduled_winograd_kernels_are_correct_on_partial_tiles(convs, layout):
     """Every scheduled configuration reads only what it padded."""
     imported, _ = convs
-    target, _, tasks = _tasks(imported, winograd=True)
+    target, _, tasks = _tasks(imported, winograd=True, layout=layout)
     (task,) = [t for t in tasks if "winograd" in t.name]
     _assert_scheduled_kernels_are_correct(task, target, 4)
 
 
+@LAYOUTS
 @pytest.mark.parametrize("size", [7, 8, 14])
-def test_every_tile_reads_inside_the_padded_input(size):
+def test_every_tile_reads_inside_the_padded_input(size, layout):
     """``topi``'s tiles read ``alpha`` rows from each tile's start; on a 7x7 or 14x14 output the
     last tile would read past a padding of 1 (a scheduled kernel then returned garbage)."""
     from tvm import te
 
     from chameleon_tune.model import winograd
 
-    data, weight = te.placeholder((1, 16, size, size), name="data"), te.placeholder((6, 6, 16, 16), name="weight")
-    out = winograd.conv2d_winograd(data, weight, [1, 1, 1, 1])
-    assert [int(x) for x in out.shape] == [1, 16, size, size]
+    shape = (1, 16, size, size) if layout == "NCHW" else (1, size, size, 16)
+    conv = winograd.conv2d_winograd if layout == "NCHW" else winograd.conv2d_winograd_nhwc
+    data, weight = te.placeholder(shape, name="data"), te.placeholder((6, 6, 16, 16), name="weight")
+    out = conv(data, weight, [1, 1, 1, 1])
+    assert [int(x) for x in out.shape] == list(shape)
     stages, pending = {}, [out]
     while pending:
         tensor = pending.pop()
@@ -119,17 +130,19 @@ def test_every_tile_reads_inside_the_padded_input(size):
     tiles = -(-size // winograd.TILE)
     reach = (tiles - 1) * winograd.TILE + winograd.TILE + 2  # the last tile's start + alpha
     read = stages["input_tile"].op.input_tensors[0]
-    assert all(int(extent) >= reach for extent in read.shape[2:]), read.shape
+    spatial = read.shape[2:] if layout == "NCHW" else read.shape[1:3]
+    assert all(int(extent) >= reach for extent in spatial), read.shape
 
 
 def test_tune_model_with_winograd_builds_a_checked_model(tmp_path):
-    """``--winograd`` end to end: tasks tuned, the weight transform folded, the model checked."""
+    """``--winograd`` end to end (in the default NHWC): tasks tuned, the weight transform folded,
+    the model checked."""
     import json
     import subprocess
     import sys
 
     torch.manual_seed(0)
-    module, x = _Convs().eval(), torch.randn(1, 3, 7, 7)
+    module, x = _Convs().eval(), torch.randn(1, 3, 13, 13)
     torch.export.save(torch.export.export(module, (x,)), tmp_path / "convs.pt2")
     out = subprocess.run(
         [sys.executable, "-m", "chameleon_tune.cli", "tune-model", "--model", str(tmp_path / "convs.pt2"), "--winograd",
@@ -138,7 +151,8 @@ def test_tune_model_with_winograd_builds_a_checked_model(tmp_path):
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     summary = json.loads(out.stdout.strip().splitlines()[-1])
-    assert summary["pipeline"]["winograd"] and summary["max_abs_error"] <= summary["tolerance"]
+    assert summary["pipeline"]["winograd"] and summary["pipeline"]["layout"] == "NHWC"
+    assert summary["max_abs_error"] <= summary["tolerance"]
     assert "as Winograd F(4x4, 3x3)" in (tmp_path / "run" / "report.md").read_text()
     assert any("winograd" in name for name in os.listdir(tmp_path / "run" / "tasks"))
 
@@ -151,11 +165,11 @@ def _output_shape(task) -> tuple[int, ...]:
 
 def test_nhwc_converts_every_convolution_and_computes_the_model(convs):
     """Plain, strided, pointwise and depthwise convolutions all run channel-last (16 channels,
-    7x7 and 4x4 images), with their epilogues fused, and the model still computes PyTorch's output."""
+    13x13 and 7x7 images), with their epilogues fused, and the model still computes PyTorch's output."""
     imported, x = convs
     target, pipeline, tasks = _tasks(imported, layout="NHWC")
     convolutions = [t for t in tasks if "conv2d" in t.name]
-    assert len(convolutions) == 5 and all(_output_shape(t)[-1] == 16 and _output_shape(t)[1] != 16 for t in convolutions)
+    assert len(convolutions) == 6 and all(_output_shape(t)[-1] == 16 and _output_shape(t)[1] != 16 for t in convolutions)
     assert sum("relu" in t.name for t in convolutions) == 2
     _assert_computes_the_model(imported, pipeline, target, x)  # still called with its NCHW input
 

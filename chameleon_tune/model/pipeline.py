@@ -20,9 +20,9 @@ Every pass is TVM's own; this module only chooses and orders them, the way TVM's
   channels, contiguous in the weights, the output and the residual alike. On ResNet-18 after
   5 minutes of tuning: 9.1 ms against 14.7 ms in NCHW (BENCHMARKS.md section 20).
 - ``winograd`` (off by default): 3x3 stride-1 convolutions legalized to F(4x4, 3x3) Winograd
-  (``winograd.py``, NCHW only), their weight transform folded at compile time. Its kernels are faster but
-  take about 3x longer to build per trial: on ResNet-18 it lost at 5 minutes of tuning and won
-  at 20 (BENCHMARKS.md section 18).
+  (``winograd.py``, in either layout), their weight transform folded at compile time. Its
+  kernels are faster but take about 3x longer to build per trial: on ResNet-18 in NCHW it lost
+  at 5 minutes of tuning and won at 20 (BENCHMARKS.md section 18).
 
 Extraction and compilation fuse with the same passes, so the tasks tuned are the functions
 looked up (by structural hash) when the model is compiled.
@@ -47,8 +47,6 @@ class Pipeline:
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
             raise ValueError(f"unknown layout {self.layout!r}: one of {', '.join(LAYOUTS)}")
-        if self.winograd and self.layout != "NCHW":
-            raise ValueError("Winograd convolutions are built for the NCHW layout only: use layout='NCHW' with them")
 
     def to_json(self) -> dict:
         return asdict(self)
