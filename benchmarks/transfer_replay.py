@@ -1,8 +1,8 @@
 """What `chameleon` learned on one recorded space, carried to another (issue 13): its search
 policy, and its measurements for a shared cost model, against a cold start.
 
-    python benchmarks/transfer_replay.py [--seeds 20] [--budget 200] \
-        [--out benchmarks/results/transfer_replay.json]
+    python benchmarks/transfer_replay.py [--seeds 20] [--budget 200] [--priors none,16,64] \
+        [--no-policy] [--out benchmarks/results/transfer_replay.json]
 
 Every space is first tuned cold by `chameleon` (seed s, the budget, `chameleon replay`'s own
 code): those runs are the cold baseline, and each leaves its PPO policy and its measurements
@@ -11,23 +11,29 @@ left: its policy (`--warm-start`), for the two GPUs' caches of one convolution k
 each other (the same knobs, other hardware) and for the CPU matmul.121 space into each (other
 knobs, another number of them: one policy fits any space); and, between the two GPUs'
 spaces (compatible knobs), its measurements joining the target's cost model from the first
-iteration (`related`, as `tune-model` shares them between a model's tasks). Replay numbers
+iteration (`related`, as `tune-model` shares them between a model's tasks), once for each
+`--priors` value of the cost model's `transfer_prior` (how many of its own measurements a
+task needs before they weigh as much as the other task's; `none`: equal weight throughout).
+`--no-policy` leaves out the policy pairs and the matmul.121 space. Replay numbers
 come from recorded times only, so load on the machine changes the wall time, not the result.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
 import tempfile
 import time
+from dataclasses import replace
 
 from chameleon_tune.database import History
 from chameleon_tune.evaluation.replay import aggregate, replay_run
 from chameleon_tune.measure.replay import load_cache
-from chameleon_tune.search.chameleon import POLICY_FILE
+from chameleon_tune.cost_model import CostModelConfig
+from chameleon_tune.search.chameleon import CHAMELEON, POLICY_FILE, chameleon
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPACES = {
@@ -43,10 +49,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--budget", type=int, default=200)
+    parser.add_argument("--priors", default="none", help="transfer_prior values for the measurement pairs, comma-separated")
+    parser.add_argument("--no-policy", action="store_true", help="measurement pairs only")
     parser.add_argument("--out", default="benchmarks/results/transfer_replay.json")
     args = parser.parse_args()
+    priors = [None if p == "none" else float(p) for p in args.priors.split(",")]
 
-    caches = {name: load_cache(path) for name, path in SPACES.items()}
+    spaces = {n: p for n, p in SPACES.items() if not (args.no_policy and n == "matmul.121")}
+    caches = {name: load_cache(path) for name, path in spaces.items()}
     report = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -66,15 +76,18 @@ def main() -> None:
                 policies[name, seed] = os.path.join(work_dir, POLICY_FILE)
                 measured[name, seed] = (history.space, history.configs, history.latencies)
             add(report, name, "cold", runs, args.budget)
-        for source, target in PAIRS:
+        for source, target in () if args.no_policy else PAIRS:
             runs = [replay_run(caches[target], "chameleon", s, args.budget, warm_start=policies[source, s]) for s in range(args.seeds)]
             add(report, target, f"policy from {source}", runs, args.budget)
-        for source, target in MODEL_PAIRS:
-            runs = [
-                replay_run(caches[target], "chameleon", s, args.budget, related=lambda s=s: [measured[source, s]])
-                for s in range(args.seeds)
-            ]
-            add(report, target, f"measurements from {source}", runs, args.budget)
+        for prior in priors:
+            strategy = functools.partial(chameleon, config=replace(CHAMELEON, cost_model=CostModelConfig(transfer_prior=prior)))
+            for source, target in MODEL_PAIRS:
+                runs = [
+                    replay_run(caches[target], strategy, s, args.budget, related=lambda s=s: [measured[source, s]])
+                    for s in range(args.seeds)
+                ]
+                weighing = "equal weight" if prior is None else f"prior {prior:g}"
+                add(report, target, f"measurements from {source}, {weighing}", runs, args.budget)
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(report, f, indent=1)

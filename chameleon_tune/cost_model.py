@@ -31,6 +31,11 @@ class CostModelConfig:
     """Minimum hessian sum in a leaf."""
     num_boost_round: int = 100
     """Trees per fit (refit from scratch after every measured batch)."""
+    transfer_prior: float | None = None
+    """With other tasks' measurements (``related``): how many of its own measurements a task
+    needs before they weigh as much as each other task's. Each other task weighs
+    ``prior / (prior + n_own)``, from as much as the task's own at the start to nothing once the
+    task knows its own space. None: other tasks weigh as much as the task's own throughout."""
 
 
 _OBJECTIVES = {"rank": "rank:pairwise", "reg": "reg:squarederror"}
@@ -83,8 +88,8 @@ class XGBoostCostModel:
 
         tasks = [(self.space, configs, latencies), *(self.related() if self.related is not None else ())]
         width = self._features(self.space, np.zeros((1, self.space.n_knobs), dtype=np.int64)).shape[1]
-        rows, targets, groups = [], [], []
-        for space, task_configs, task_latencies in tasks:
+        rows, targets, groups, weights = [], [], [], []
+        for index, (space, task_configs, task_latencies) in enumerate(tasks):
             task_latencies = np.asarray(task_latencies, dtype=np.float64)
             ok = np.isfinite(task_latencies) & (task_latencies > 0)
             if not ok.any() or (features := self._features(space, task_configs)).shape[1] != width:
@@ -94,6 +99,7 @@ class XGBoostCostModel:
             rows.append(features)
             targets.append(throughput / throughput.max())
             groups.append(len(task_latencies))
+            weights.append(1.0 if index == 0 else self.transfer_weight(len(latencies)))
         if not rows:
             return
         params = {
@@ -112,7 +118,14 @@ class XGBoostCostModel:
         data = xgb.DMatrix(np.concatenate(rows), label=np.concatenate(targets))
         if self.related is not None:
             data.set_group(groups)  # ranking pairs within a task: latencies of two tasks do not compare
+            # a ranking loss weighs groups, a regression rows
+            data.set_weight(weights if self.config.loss == "rank" else np.repeat(weights, groups))
         self._booster = xgb.train(params, data, num_boost_round=self.config.num_boost_round)
+
+    def transfer_weight(self, own: int) -> float:
+        """The weight of each other task's measurements when this task has ``own``."""
+        prior = self.config.transfer_prior
+        return 1.0 if prior is None else prior / (prior + own)
 
     def predict(self, configs: np.ndarray) -> np.ndarray:
         """Scores of a batch of configurations (zeros before the first fit)."""

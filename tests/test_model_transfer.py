@@ -63,6 +63,29 @@ def test_a_shared_cost_model_ranks_a_task_it_never_measured():
     assert not XGBoostCostModel(unseen).trained
 
 
+def test_other_tasks_weigh_less_as_a_task_measures_its_own():
+    """Three other tasks of the same loops (the same kernel on other hardware: features cannot
+    tell them apart) agree on unrolling 16; this task's own 48 measurements say 64. With a prior
+    of 2, the others weigh 2/50 each and the task's own data decide its ranking; weighed equally
+    throughout, their 180 measurements outvote its 48."""
+    from chameleon_tune.cost_model import CostModelConfig
+
+    rng = np.random.default_rng(0)
+    own = conv_like(512)
+    related = [(own, c, _synthetic_latencies(own, c)) for c in [own.sample(rng, 60) for _ in range(3)]]
+    configs = own.sample(rng, 48)
+    unroll = np.array([own.knobs[1].choices[c] for c in configs[:, 1]])
+    latencies = _synthetic_latencies(own, configs) * np.where(unroll == 64, 0.5, 1.0)  # its own best unrolls 64
+    candidates = np.array(list(own.configurations()))
+    best_unroll = {}
+    for prior in (2.0, None):
+        model = XGBoostCostModel(own, CostModelConfig(transfer_prior=prior), related=lambda: related)
+        model.fit(configs, latencies)
+        best_unroll[prior] = own.knobs[1].choices[candidates[np.argmax(model.predict(candidates))][1]]
+    assert XGBoostCostModel(own, CostModelConfig(transfer_prior=2.0)).transfer_weight(48) == pytest.approx(2 / 50)
+    assert best_unroll == {2.0: 64, None: 16}
+
+
 def test_a_shared_cost_model_skips_tasks_with_other_knobs():
     other = Space((Knob("tile0", tuple(perfect_tilings(64, 2))), Knob("categorical0", (0, 16))))
     configs = other.sample(np.random.default_rng(1), 10)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 
 import numpy as np
 
@@ -44,22 +45,23 @@ def replay(cache: CacheFile, strategies: list[str], *, budget: int, seeds: int, 
 
 
 def replay_run(
-    cache: CacheFile, strategy: str, seed: int, budget: int, batch_size: int = 16, *,
+    cache: CacheFile, strategy: str | Callable[[TaskContext], Strategy], seed: int, budget: int, batch_size: int = 16, *,
     work_dir: str | None = None, warm_start: str | None = None, related=None, history: History | None = None,
 ) -> dict:  # fmt: skip
-    """One strategy, one seed: the fraction of the optimum after each evaluation, and when it
-    reached each of ``LEVELS``. ``work_dir`` keeps what the strategy saves (its policy);
+    """One strategy (a registered name, or a function making one for an experiment), one seed:
+    the fraction of the optimum after each evaluation, and when it reached each of ``LEVELS``. ``work_dir`` keeps what the strategy saves (its policy);
     ``warm_start`` is a saved policy to start from; ``related``, other spaces' measurements for
     a shared cost model (``TaskContext.related``); ``history``, an empty one to keep the
     measurements in."""
     measurer = ReplayMeasurer(cache)
     history = History(measurer.space) if history is None else history
     task = TaskContext(measurer.space, history, seed=seed, work_dir=work_dir, warm_start=warm_start, related=related)
-    tune(measurer, _strategy(strategy, task, cache, budget), history, trials=budget, batch_size=batch_size)
+    search = strategy(task) if callable(strategy) else _strategy(strategy, task, cache, budget)
+    tune(measurer, search, history, trials=budget, batch_size=batch_size)
     fraction = fraction_of(history.latencies, cache.optimum * cache.scale)
     elapsed = np.cumsum([t.result.build_s + t.result.run_s for t in history.trials])
     return {
-        "strategy": strategy,
+        "strategy": strategy if isinstance(strategy, str) else "custom",
         "seed": seed,
         "evaluations": len(history),
         "fraction": fraction.tolist(),

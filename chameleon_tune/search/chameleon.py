@@ -63,9 +63,9 @@ def _sampler(task: TaskContext, synthesis: bool) -> AdaptiveSampler:
 
 
 @register("chameleon")
-def chameleon(task: TaskContext) -> ModelBasedStrategy:
+def chameleon(task: TaskContext, config: ModelBasedConfig = CHAMELEON) -> ModelBasedStrategy:
     """The full method: PPO agent + adaptive sampling + sample synthesis, + local refinement."""
-    return ModelBasedStrategy(task, _CheckpointedPPO(task), CHAMELEON, sampler=_sampler(task, synthesis=True))
+    return ModelBasedStrategy(task, _CheckpointedPPO(task), config, sampler=_sampler(task, synthesis=True))
 
 
 @register("rl")
