@@ -11,8 +11,8 @@ and the references (PyTorch eager, torch.compile, ONNX Runtime; same thread coun
 the same process. At the end all exported models and the references are timed again
 in interleaved rounds (``side_by_side``): the ratios to quote.
 ``--variants`` (ablation): ``default``, ``no-prepack`` (weights in their original layout),
-``no-fold`` (batch norm not folded), ``plain`` (neither), ``winograd`` (3x3 stride-1
-convolutions as Winograd F(4x4, 3x3)), ``nchw`` (convolutions in NCHW / OIHW, not the default NHWC / HWIO), ``no-starts`` (first turns from
+``no-fold`` (batch norm not folded), ``plain`` (neither), ``no-winograd`` (3x3 stride-1
+convolutions computed directly, not as Winograd F(4x4, 3x3)), ``nchw`` (convolutions in NCHW / OIHW, not the default NHWC / HWIO), ``no-starts`` (first turns from
 the strategy, not from a similar task's best), ``in-order-warmup`` (the allocation before issue 17:
 a full first round for every task, in the model's order), ``no-sane-starts`` (no starting
 configurations, and a task without a valid trial keeps TVM's unscheduled default), ``before-17``
@@ -148,7 +148,7 @@ def _variants() -> dict[str, dict]:
         "records": {},  # the record store is passed per run
         "no-prepack": {"pipeline": Pipeline(prepack_weights=False)},
         "no-fold": {"pipeline": Pipeline(fold_batch_norm=False)},
-        "winograd": {"pipeline": Pipeline(winograd=True)},
+        "no-winograd": {"pipeline": Pipeline(winograd=False)},
         "nchw": {"pipeline": Pipeline(layout="NCHW")},
         "plain": {"pipeline": Pipeline(fold_batch_norm=False, prepack_weights=False)},
         "no-starts": {"transfer": Transfer(starting_configs=False)},

@@ -83,8 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--no-fold-batch-norm", action="store_true", help="keep batch norm apart from the convolutions' weights")
     model.add_argument("--no-prepack", action="store_true", help="keep weights in their original layout (no layout rewrite)")
     model.add_argument(
-        "--winograd", action="store_true",
-        help="compute 3x3 stride-1 convolutions as Winograd F(4x4, 3x3): faster kernels, slower to tune (pays off on long budgets)",
+        "--no-winograd", action="store_true",
+        help="compute 3x3 stride-1 convolutions directly, not as Winograd F(4x4, 3x3) (faster kernels, 3x slower to tune)",
     )  # fmt: skip
     model.add_argument(
         "--layout", choices=LAYOUTS, default=Pipeline.layout,
@@ -409,7 +409,7 @@ def _tune_model(args) -> int:
             options=options, scheduler=SchedulerConfig(round_trials=args.round_trials), progress=True, runner=runner,
             references=args.references.split(","), time_budget_s=args.time_budget, until=args.until,
             pipeline=Pipeline(
-                fold_batch_norm=not args.no_fold_batch_norm, prepack_weights=not args.no_prepack, winograd=args.winograd,
+                fold_batch_norm=not args.no_fold_batch_norm, prepack_weights=not args.no_prepack, winograd=not args.no_winograd,
                 layout=args.layout,
             ),
             transfer=Transfer(shared_cost_model=not args.no_shared_model), records=_records_dir(args),

@@ -135,8 +135,8 @@ def test_every_tile_reads_inside_the_padded_input(size, layout):
 
 
 def test_tune_model_with_winograd_builds_a_checked_model(tmp_path):
-    """``--winograd`` end to end (in the default NHWC): tasks tuned, the weight transform folded,
-    the model checked."""
+    """Winograd end to end (the default, in the default NHWC): tasks tuned, the weight transform
+    folded, the model checked."""
     import json
     import subprocess
     import sys
@@ -145,7 +145,7 @@ def test_tune_model_with_winograd_builds_a_checked_model(tmp_path):
     module, x = _Convs().eval(), torch.randn(1, 3, 13, 13)
     torch.export.save(torch.export.export(module, (x,)), tmp_path / "convs.pt2")
     out = subprocess.run(
-        [sys.executable, "-m", "chameleon_tune.cli", "tune-model", "--model", str(tmp_path / "convs.pt2"), "--winograd",
+        [sys.executable, "-m", "chameleon_tune.cli", "tune-model", "--model", str(tmp_path / "convs.pt2"),
          "--trials", "8", "--round-trials", "1", "--no-records", "--references", "pytorch", "--output", str(tmp_path / "run"), "--json"],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip

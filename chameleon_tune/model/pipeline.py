@@ -19,10 +19,11 @@ Every pass is TVM's own; this module only chooses and orders them, the way TVM's
   at the model's input and output), so a tuned kernel's innermost loop runs along the output
   channels, contiguous in the weights, the output and the residual alike. On ResNet-18 after
   5 minutes of tuning: 9.1 ms against 14.7 ms in NCHW (BENCHMARKS.md section 20).
-- ``winograd`` (off by default): 3x3 stride-1 convolutions legalized to F(4x4, 3x3) Winograd
-  (``winograd.py``, in either layout), their weight transform folded at compile time. Its
-  kernels are faster but take about 3x longer to build per trial: on ResNet-18 in NCHW it lost
-  at 5 minutes of tuning and won at 20 (BENCHMARKS.md section 18).
+- ``winograd``: 3x3 stride-1 convolutions legalized to F(4x4, 3x3) Winograd (``winograd.py``,
+  in either layout), their weight transform folded at compile time. Its kernels are faster but
+  take about 3x longer to build per trial: on ResNet-18 in NHWC it was level with the direct
+  convolution after 5 minutes of tuning and 1.37x ONNX Runtime after 30, where the direct one
+  stays under ONNX Runtime (BENCHMARKS.md section 27).
 
 Extraction and compilation fuse with the same passes, so the tasks tuned are the functions
 looked up (by structural hash) when the model is compiled.
@@ -41,7 +42,7 @@ LAYOUTS = ("NCHW", "NHWC")
 class Pipeline:
     fold_batch_norm: bool = True
     prepack_weights: bool = True
-    winograd: bool = False
+    winograd: bool = True
     layout: str = "NHWC"
 
     def __post_init__(self) -> None:
