@@ -157,13 +157,7 @@ def conv2d_winograd_nhwc(data, transformed_weight, padding: list[int]):
         name="input_tile",
         attrs={"schedule_rule": "None"},
     )
-    r_a, r_b = te.reduce_axis((0, alpha), "r_a"), te.reduce_axis((0, alpha), "r_b")
-    data_pack = te.compute(
-        (alpha, alpha, tiles, in_channels),
-        lambda eps, nu, p, ci: te.sum(input_tile[r_a, r_b, p, ci] * b[r_a, eps] * b[r_b, nu], axis=[r_a, r_b]),
-        name="data_pack",
-        attrs={"schedule_rule": "conv2d_nhwc_winograd_data_pack"},
-    )
+    data_pack = _two_sided(input_tile, b, alpha, "data_pack", "conv2d_nhwc_winograd_data_pack")
     ci = te.reduce_axis((0, in_channels), "ci")
     bgemm = te.compute(
         (alpha, alpha, tiles, out_channels),
@@ -171,15 +165,24 @@ def conv2d_winograd_nhwc(data, transformed_weight, padding: list[int]):
         name="bgemm",
         attrs={"layout_free_placeholders": [transformed_weight]},
     )
-    r_a, r_b = te.reduce_axis((0, alpha), "r_a"), te.reduce_axis((0, alpha), "r_b")
-    inverse = te.compute(
-        (TILE, TILE, tiles, out_channels),
-        lambda vh, vw, p, co: te.sum(bgemm[r_a, r_b, p, co] * a[r_a, vh] * a[r_b, vw], axis=[r_a, r_b]),
-        name="inverse",
-        attrs={"schedule_rule": "conv2d_nhwc_winograd_inverse"},
-    )
+    inverse = _two_sided(bgemm, a, TILE, "inverse", "conv2d_nhwc_winograd_inverse")
     return te.compute(
         (batch, out_h, out_w, out_channels),
         lambda n, h, w, co: inverse[h % TILE, w % TILE, n * tiles_h * tiles_w + h // TILE * tiles_w + w // TILE, co],
         name="conv2d_winograd",
+    )
+
+
+def _two_sided(tiles, matrix, size: int, name: str, rule: str):
+    """``matrix^T t matrix`` for the (alpha x alpha) tile ``t`` of every (tile, channel) of
+    ``tiles``: the data transform with B, the inverse transform with A."""
+    from tvm import te
+
+    alpha, _, count, channels = (int(x) for x in tiles.shape)
+    r_a, r_b = te.reduce_axis((0, alpha), "r_a"), te.reduce_axis((0, alpha), "r_b")
+    return te.compute(
+        (size, size, count, channels),
+        lambda i, j, p, c: te.sum(tiles[r_a, r_b, p, c] * matrix[r_a, i] * matrix[r_b, j], axis=[r_a, r_b]),
+        name=name,
+        attrs={"schedule_rule": rule},
     )
