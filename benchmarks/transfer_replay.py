@@ -29,10 +29,10 @@ import tempfile
 import time
 from dataclasses import replace
 
+from chameleon_tune.cost_model import CostModelConfig
 from chameleon_tune.database import History
 from chameleon_tune.evaluation.replay import aggregate, replay_run
 from chameleon_tune.measure.replay import load_cache
-from chameleon_tune.cost_model import CostModelConfig
 from chameleon_tune.search.chameleon import CHAMELEON, POLICY_FILE, chameleon
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -55,8 +55,8 @@ def main() -> None:
     args = parser.parse_args()
     priors = [None if p == "none" else float(p) for p in args.priors.split(",")]
 
-    spaces = {n: p for n, p in SPACES.items() if not (args.no_policy and n == "matmul.121")}
-    caches = {name: load_cache(path) for name, path in spaces.items()}
+    needed = {name for pair in MODEL_PAIRS for name in pair} if args.no_policy else SPACES
+    caches = {name: load_cache(path) for name, path in SPACES.items() if name in needed}
     report = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",

@@ -94,6 +94,7 @@ class XGBoostCostModel:
         tasks = [(self.space, configs, latencies), *(self.related() if self.related is not None else ())]
         width = self._features(self.space, np.zeros((1, self.space.n_knobs), dtype=np.int64)).shape[1]
         rows, targets, groups, weights = [], [], [], []
+        others = self.transfer_weight(len(latencies))
         for index, (space, task_configs, task_latencies) in enumerate(tasks):
             task_latencies = np.asarray(task_latencies, dtype=np.float64)
             ok = np.isfinite(task_latencies) & (task_latencies > 0)
@@ -104,7 +105,7 @@ class XGBoostCostModel:
             rows.append(features)
             targets.append(throughput / throughput.max())
             groups.append(len(task_latencies))
-            weights.append(1.0 if index == 0 else self.transfer_weight(len(latencies)))
+            weights.append(1.0 if index == 0 else others)
         if not rows:
             return
         params = {

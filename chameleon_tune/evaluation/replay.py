@@ -49,8 +49,8 @@ def replay_run(
     work_dir: str | None = None, warm_start: str | None = None, related=None, history: History | None = None,
 ) -> dict:  # fmt: skip
     """One strategy (a registered name, or a function making one for an experiment), one seed:
-    the fraction of the optimum after each evaluation, and when it reached each of ``LEVELS``. ``work_dir`` keeps what the strategy saves (its policy);
-    ``warm_start`` is a saved policy to start from; ``related``, other spaces' measurements for
+    the fraction of the optimum after each evaluation, and when it reached each of ``LEVELS``.
+    ``work_dir`` keeps what the strategy saves (its policy); ``warm_start`` is a saved policy to start from; ``related``, other spaces' measurements for
     a shared cost model (``TaskContext.related``); ``history``, an empty one to keep the
     measurements in."""
     measurer = ReplayMeasurer(cache)

@@ -9,9 +9,10 @@ the tuned kernel reads the transformed weights, pre-packed like any other weight
 The computation is TVM's own: in NCHW ``topi``'s ``_conv2d_winograd_nchw_impl``; in NHWC the
 same stages as ``topi``'s NHWC version, written out here because that one no longer takes
 transformed weights. Their stages carry MetaSchedule's CPU rules for the data and inverse
-transforms; this module decides which convolutions take it and pads them to whole tiles. ``topi`` assumes the output is a multiple of
-the tile: its tiles would read past the padded input of a 14x14 or 7x7 layer (a scheduled
-kernel then returns garbage), so the input is padded to whole tiles and the output cropped.
+transforms; this module decides which convolutions take it and pads them to whole tiles.
+``topi`` assumes the output is a multiple of the tile: its tiles would read past the padded
+input of a 14x14 or 7x7 layer (a scheduled kernel then returns garbage), so the input is padded
+to whole tiles and only the real output is kept.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ def legalize_map() -> dict:
 
 def eligible(call) -> bool:
     """A 3x3, stride-1, undilated, ungrouped float32 convolution with enough channels and output
-    tiles, in NCHW / OIHW or NHWC / HWIO, whose weights are a constant (so their transform is folded at compile
-    time)."""
+    tiles, in NCHW / OIHW or NHWC / HWIO, whose weights are a constant (so their transform is
+    folded at compile time)."""
     import tvm
 
     attrs = call.attrs
@@ -51,14 +52,14 @@ def eligible(call) -> bool:
         return False
     kh, kw, in_channels, out_channels = _hwio(weight.ty.shape, attrs.kernel_layout)
     sizes = dict(zip(str(attrs.data_layout), (int(x) for x in data.ty.shape)))
-    _, (out_h, out_w), _ = _tiles(sizes["H"], sizes["W"], [int(p) for p in attrs.padding])
+    _, (out_h, out_w), (extra_h, extra_w) = _tiles(sizes["H"], sizes["W"], [int(p) for p in attrs.padding])
     return (
         attrs.groups == 1
         and (kh, kw) == (3, 3)
         and [int(s) for s in attrs.strides] == [1, 1]
         and [int(d) for d in attrs.dilation] == [1, 1]
         and min(in_channels, out_channels) >= MIN_CHANNELS
-        and -(-out_h // TILE) * -(-out_w // TILE) >= MIN_TILES
+        and (out_h + extra_h) // TILE * ((out_w + extra_w) // TILE) >= MIN_TILES
         and str(data.ty.dtype) == "float32"
     )
 
@@ -84,7 +85,7 @@ def _legalize_conv2d(bb, call):
     return bb.call_te(conv, data, transformed, padding, primfunc_name_hint="conv2d_winograd")
 
 
-def weight_transform(weight, kernel_layout: str = "OIHW"):
+def weight_transform(weight, kernel_layout: str):
     """G w G^T for every (input, output) channel pair, laid out (alpha, alpha, C_in, C_out) as
     the pre-computed Winograd convolutions read it."""
     from tvm import te
