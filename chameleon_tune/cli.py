@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="compute 3x3 stride-1 convolutions directly, not as Winograd F(4x4, 3x3) (faster kernels, 3x slower to tune)",
     )  # fmt: skip
     model.add_argument(
+        "--no-fast-math", action="store_true",
+        help="exact erf and exp (scalar library calls) in GELU and softmax, not TVM's vectorizable approximations",
+    )  # fmt: skip
+    model.add_argument(
         "--layout", choices=LAYOUTS, default=Pipeline.layout,
         help="the layout convolutions are tuned in (default NHWC: activations channel-last, weights HWIO)",
     )  # fmt: skip
@@ -410,7 +414,7 @@ def _tune_model(args) -> int:
             references=args.references.split(","), time_budget_s=args.time_budget, until=args.until,
             pipeline=Pipeline(
                 fold_batch_norm=not args.no_fold_batch_norm, prepack_weights=not args.no_prepack, winograd=not args.no_winograd,
-                layout=args.layout,
+                layout=args.layout, fast_math=not args.no_fast_math,
             ),
             transfer=Transfer(shared_cost_model=not args.no_shared_model), records=_records_dir(args),
         )  # fmt: skip

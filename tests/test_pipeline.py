@@ -219,3 +219,44 @@ def test_relu6_follows_the_nhwc_layout_into_its_convolution():
     assert sum("transpose" in t.name for t in tasks) == 2, [t.name for t in tasks]
     assert sum("conv2d" in t.name and "minimum" in t.name for t in tasks) == 2
     _assert_computes_the_model(imported, pipeline, target, x.numpy())
+
+
+class _FeedForward(nn.Module):
+    """Attention scores and a transformer's feed-forward block on a 3-D input: softmax, then
+    linear, GELU, linear (a PyTorch export reshapes around each linear layer)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up, self.down = nn.Linear(16, 64), nn.Linear(64, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scores = torch.softmax(x @ x.transpose(1, 2), dim=-1)
+        return self.down(nn.functional.gelu(self.up(scores @ x)))
+
+
+@pytest.fixture(scope="module")
+def feed_forward():
+    torch.manual_seed(0)
+    module, x = _FeedForward().eval(), torch.randn(1, 8, 16)
+    return _from_exported("ffn", torch.export.export(module, (x,)), module, threads=1), x.numpy()
+
+
+def _calls(task, name: str) -> bool:
+    return f"T.{name}(" in task.mod.script()
+
+
+def test_fast_math_fuses_gelu_into_its_matmul_and_vectorizes_erf_and_exp(feed_forward):
+    """With fast math no kernel calls the scalar erf or exp, GELU is the epilogue of its matmul,
+    and the model still computes PyTorch's output; without it GELU is a task of its own."""
+    imported, x = feed_forward
+    target, pipeline, tasks = _tasks(imported)
+    assert not any(_calls(t, "erf") or _calls(t, "exp") for t in tasks), [t.name for t in tasks]
+    (ffn,) = [t for t in tasks if "fast_erf" in t.name]
+    assert "matmul" in ffn.name, [t.name for t in tasks]
+    _assert_computes_the_model(imported, pipeline, target, x)
+    _assert_scheduled_kernels_are_correct(ffn, target, 2)
+
+    exact = Pipeline(fast_math=False)
+    tasks = extract_tasks(exact.fuse(exact.prepare(imported.mod), target), target)
+    assert any(_calls(t, "erf") and "matmul" not in t.name for t in tasks), [t.name for t in tasks]
+    assert any(_calls(t, "exp") for t in tasks)

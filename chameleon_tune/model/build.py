@@ -247,7 +247,8 @@ def write_report(directory: str, summary: dict, tasks: list[TaskRow]) -> str:
         f"Pipeline: batch norm {'folded into the convolutions' if s['pipeline']['fold_batch_norm'] else 'not folded'}, "
         f"weights {'pre-packed in the tile order of each kernel' if s['pipeline']['prepack_weights'] else 'in their original layout'}, "
         f"3x3 stride-1 convolutions {'as Winograd F(4x4, 3x3)' if s['pipeline'].get('winograd') else 'computed directly'}, "
-        f"convolutions in {s['pipeline'].get('layout', 'NCHW')}.",
+        f"convolutions in {s['pipeline'].get('layout', 'NCHW')}, "
+        f"{'erf and exp approximated (fast math)' if s['pipeline'].get('fast_math') else 'exact erf and exp'}.",
         "",
         *goal_lines(s),
         f"Records applied to {s['tasks_applied']} of {len(tasks)} tasks "

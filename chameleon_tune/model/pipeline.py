@@ -24,6 +24,12 @@ Every pass is TVM's own; this module only chooses and orders them, the way TVM's
   take about 3x longer to build per trial: on ResNet-18 in NHWC it was level with the direct
   convolution after 5 minutes of tuning and 1.37x ONNX Runtime after 30, where the direct one
   stays under ONNX Runtime (BENCHMARKS.md section 27).
+- ``fast_math``: GELU's ``erf`` and softmax's ``exp`` computed by TVM's polynomial
+  approximations (``FastMathTransform``: ``topi.fast_erf``, ``fast_exp``, ``fast_tanh``), which
+  the compiler vectorizes, where the exact functions are one scalar libm call per element that
+  no schedule can vectorize. GELU is first written out as ``x * (0.5 + 0.5 erf(x / sqrt 2))``
+  and moved in front of the reshape that a PyTorch export puts after each linear layer, so it
+  fuses into that matmul as its epilogue instead of running as a task of its own.
 
 Extraction and compilation fuse with the same passes, so the tasks tuned are the functions
 looked up (by structural hash) when the model is compiled.
@@ -44,6 +50,7 @@ class Pipeline:
     prepack_weights: bool = True
     winograd: bool = True
     layout: str = "NHWC"
+    fast_math: bool = True
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -63,6 +70,11 @@ class Pipeline:
                 tvm.transform.module_pass(_clip_as_min_max, opt_level=0, name="ClipAsMinMax"),
                 relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "HWIO"]}),
                 relax.transform.FoldConstant(),
+            ]
+        if self.fast_math:
+            passes += [
+                tvm.transform.module_pass(_gelu_as_erf, opt_level=0, name="GeluAsErf"),
+                relax.transform.FastMathTransform(),
             ]
         passes += [relax.transform.DecomposeOpsForInference(), relax.transform.CanonicalizeBindings()]
         return tvm.transform.Sequential(passes)(mod)
@@ -121,6 +133,48 @@ class Pipeline:
             return relax.build(mod, target=target, relax_pipeline=_tuned)
 
 
+def _rewrite_calls(mod, rewrites):
+    """``mod`` with every Relax function rewritten by ``relax.dpl.rewrite_call`` for each
+    (pattern, rewriter) pair, in order."""
+    import tvm
+    from tvm import relax
+
+    out = tvm.IRModule(mod.functions, attrs=mod.attrs)
+    for gv, func in mod.functions.items():
+        if isinstance(func, relax.Function):
+            for pattern, rewrite in rewrites:
+                func = relax.dpl.rewrite_call(pattern, rewrite, func)
+            out[gv] = func
+    return out
+
+
+def _gelu_as_erf(mod, _ctx):
+    """``gelu(x)`` as ``x * (0.5 + 0.5 erf(x / sqrt 2))`` (its definition, and TVM's own
+    legalization of it), so that ``FastMathTransform`` finds the ``erf``; and
+    ``gelu(reshape(x))`` as ``reshape(gelu(x))``: a PyTorch export reshapes each linear layer's
+    output back from 2-D, and GELU behind that reshape could not fuse into the matmul (BERT:
+    a task of its own, 0.9 ms of a 6.8 ms layer)."""
+    from tvm import relax
+    from tvm.relax.dpl import is_op, wildcard
+
+    def gelu(x):
+        dtype = x.ty.dtype
+        half = relax.const(0.5, dtype)
+        erf = relax.op.erf(relax.op.multiply(x, relax.const(0.5**0.5, dtype)))
+        return relax.op.multiply(x, relax.op.add(half, relax.op.multiply(erf, half)))
+
+    x, shape = wildcard(), wildcard()
+    after_reshape = is_op("relax.nn.gelu")(is_op("relax.reshape")(x, shape))
+    plain = is_op("relax.nn.gelu")(x)
+    return _rewrite_calls(
+        mod,
+        [
+            (after_reshape, lambda _call, m: relax.op.reshape(gelu(m[x]), m[shape])),
+            (plain, lambda _call, m: gelu(m[x])),
+        ],
+    )
+
+
 def _clip_as_min_max(mod, _ctx):
     """``clip(x, lo, hi)`` (ReLU6 in MobileNets) as ``minimum(maximum(x, lo), hi)``.
 
@@ -140,11 +194,7 @@ def _clip_as_min_max(mod, _ctx):
         bound = [relax.const(float(matched[v].value), dtype) for v in (lo, hi)]
         return relax.op.minimum(relax.op.maximum(matched[x], bound[0]), bound[1])
 
-    out = tvm.IRModule(mod.functions, attrs=mod.attrs)
-    for gv, func in mod.functions.items():
-        if isinstance(func, relax.Function):
-            out[gv] = relax.dpl.rewrite_call(pattern, rewrite, func)
-    return out
+    return _rewrite_calls(mod, [(pattern, rewrite)])
 
 
 def _backend(target):
