@@ -182,7 +182,6 @@ def _clip_as_min_max(mod, _ctx):
     NCHW and another to NHWC, and on MobileNetV2 those 35 transpose-clip-transpose kernels took
     half of the tuned model's time. Elementwise binary operators follow the layout and fuse into
     the convolution before them."""
-    import tvm
     from tvm import relax
     from tvm.relax.dpl import is_op, wildcard
 
