@@ -13,8 +13,8 @@ in interleaved rounds (``side_by_side``): the ratios to quote.
 ``--variants`` (ablation): ``default``, ``no-prepack`` (weights in their original layout),
 ``no-fold`` (batch norm not folded), ``plain`` (neither), ``no-winograd`` (3x3 stride-1
 convolutions computed directly, not as Winograd F(4x4, 3x3)), ``no-fast-math`` (exact erf
-and exp in GELU and softmax), ``nchw`` (convolutions in NCHW / OIHW, not the default NHWC / HWIO), ``no-starts`` (first turns from
-the strategy, not from a similar task's best), ``in-order-warmup`` (the allocation before issue 17:
+and exp in GELU and softmax), ``nchw`` (convolutions in NCHW / OIHW, not the default NHWC /
+HWIO), ``no-starts`` (first turns from the strategy, not from a similar task's best), ``in-order-warmup`` (the allocation before issue 17:
 a full first round for every task, in the model's order), ``no-sane-starts`` (no starting
 configurations, and a task without a valid trial keeps TVM's unscheduled default), ``before-17``
 (both), ``no-shared`` (each task's cost model learns

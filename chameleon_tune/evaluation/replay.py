@@ -50,9 +50,9 @@ def replay_run(
 ) -> dict:  # fmt: skip
     """One strategy (a registered name, or a function making one for an experiment), one seed:
     the fraction of the optimum after each evaluation, and when it reached each of ``LEVELS``.
-    ``work_dir`` keeps what the strategy saves (its policy); ``warm_start`` is a saved policy to start from; ``related``, other spaces' measurements for
-    a shared cost model (``TaskContext.related``); ``history``, an empty one to keep the
-    measurements in."""
+    ``work_dir`` keeps what the strategy saves (its policy); ``warm_start`` is a saved policy to
+    start from; ``related``, other spaces' measurements for a shared cost model
+    (``TaskContext.related``); ``history``, an empty one to keep the measurements in."""
     measurer = ReplayMeasurer(cache)
     history = History(measurer.space) if history is None else history
     task = TaskContext(measurer.space, history, seed=seed, work_dir=work_dir, warm_start=warm_start, related=related)
