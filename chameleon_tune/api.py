@@ -10,16 +10,19 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from .database import History, HistoryError
 from .measure.types import MeasureOptions, RunnerConfig
+from .model.transfer import STARTING_CONFIGS, nearest_stored, valid_starting_configs
 from .search.base import PolicyError, TaskContext, make_strategy, strategy_names
 from .tuner import OnTrial, TuneResult, tune
 from .workloads import DEFAULT_WORKLOAD, get_workload
 
 if TYPE_CHECKING:
+    from .model.record_store import StoredWorkload
     from .workdir_lock import WorkDirLock
 
 DEFAULT_STRATEGY = "chameleon"
@@ -114,6 +117,7 @@ def tune_workload(
     warm_start: str | None = None,
     runner: RunnerConfig = RunnerConfig(),
     workers=None,
+    learn_from: Sequence[StoredWorkload] = (),
 ) -> TuneResult:
     """Tune one built-in workload; with ``work_dir`` records persist and reruns resume.
 
@@ -121,6 +125,9 @@ def tune_workload(
     that the learning strategies (``chameleon``, ``rl``, ``rl+as``) start from.
     ``runner`` says where kernels are compiled and run (this machine, or RPC devices);
     ``workers`` (``tvm_measurer.Workers``), opened for it, are shared with the caller's other runs.
+    ``learn_from`` holds other workloads' measurements (a record store's, ``RecordStore.load``):
+    the nearest with the same knobs feed the cost model (``related``) and give the first
+    configurations measured, as in ``tune-model``.
     """
     if trials < 1:
         raise UsageError("--trials must be at least 1")
@@ -133,14 +140,22 @@ def tune_workload(
     )  # fmt: skip
     try:
         tvm_space = task.tvm_space
+
+        def is_valid(config) -> bool:
+            return tvm_space.schedule(config)[0] is not None
+
+        neighbours = nearest_stored(tvm_space.space, learn_from)
+        measured = [(w.space, w.best(STARTING_CONFIGS)) for w in neighbours]
+        starts, source = valid_starting_configs(tvm_space.space, measured, is_valid)
         context = TaskContext(
             tvm_space.space,
             task.history,
             seed=seed,
             tvm_space=tvm_space,
-            is_valid=lambda config: tvm_space.schedule(config)[0] is not None,
+            is_valid=is_valid,
             work_dir=work_dir,
             warm_start=warm_start,
+            related=(lambda: [(w.space, w.configs, w.latencies) for w in neighbours]) if neighbours else None,
         )
         search = make_search(strategy, context)
         # Worker start-up and the reference build are one-off setup, not tuning time.
@@ -154,10 +169,14 @@ def tune_workload(
             batch_size=batch_size,
             early_stopping=early_stopping,
             on_trial=on_trial,
+            seeds=starts,
         )
     finally:
         task.close()
     extra = {"workload": task.workload.name, "strategy": strategy, "setup_s": setup_s, **result.extra}
+    if learn_from:
+        extra["learned_from"] = [w.name for w in neighbours]
+        extra["started_from"] = neighbours[source].name if source is not None else None
     return replace(result, extra=extra, wall_s=time.perf_counter() - start)
 
 

@@ -51,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", default="compare-report", help="directory for report.md, summary.json, plots and the runs (a rerun resumes)")
     compare.add_argument("--target", default="llvm", help="TVM target (default llvm: the host CPU)")
     compare.add_argument("--batch-size", type=int, default=16, help="configurations measured per iteration (default 16)")
+    compare.add_argument(
+        "--records", default=None, metavar="DIR",
+        help="a record store (see `chameleon records`) that strategies named NAME+records learn from, beside NAME cold; "
+             "read only: the comparison adds nothing to it",
+    )  # fmt: skip
     _add_measure_arguments(compare)
     add_runner_arguments(compare)
     compare.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
@@ -313,6 +318,7 @@ def _compare(args) -> int:
             options=options,
             batch_size=args.batch_size,
             runner=runner,
+            records=args.records,
         )
     except KeyboardInterrupt:
         sys.stderr.write(f"chameleon: interrupted; finished trials are recorded under {args.out}/runs (rerun to resume)\n")
@@ -323,7 +329,7 @@ def _compare(args) -> int:
             f"{label} {_ratio(summary[f'geomean_{key}'][strategy])}"
             for label, key in (("measurements", "measurement_ratio"), ("time", "time_ratio"), ("quality", "quality_ratio"), ("vs PyTorch", "vs_pytorch"))
         ]
-        print(f"{strategy:<12} " + ", ".join(cells))
+        print(f"{strategy:<17} " + ", ".join(cells))
     noisy = sum(summary["noisy_trials"].values())
     if noisy or summary["pytorch_noisy"]:
         print(f"warning    the machine was busy: {noisy} trials disturbed, PyTorch timing disturbed on "

@@ -115,6 +115,44 @@ def test_small_real_comparison_writes_report_json_plots_and_resumes(tmp_path):
     )
 
 
+def test_a_strategy_learns_from_the_record_store_beside_itself_cold_and_adds_nothing_to_it(tmp_path):
+    from chameleon_tune.model.record_store import summary
+
+    source = tmp_path / "src"
+    tuned = chameleon("tune", "--workload", "matmul.128", "--strategy", "random", "--trials", "6", "--batch-size", "3",
+                      "--work-dir", str(source), "--number", "1", "--repeat", "2", "--min-repeat-ms", "5")  # fmt: skip
+    assert tuned.returncode == 0, tuned.stderr
+    store = tmp_path / "store"
+    assert chameleon("records", "import", str(source), "--records", str(store)).returncode == 0
+    before = summary(str(store))
+    out = tmp_path / "cmp"
+    args = ["compare", "--workload", "matmul.64", "--strategies", "sa,sa+records", "--trials", "4", "--seeds", "1",
+            "--batch-size", "2", "--number", "1", "--repeat", "2", "--min-repeat-ms", "5", "--out", str(out)]  # fmt: skip
+    result = chameleon(*args, "--records", str(store), "--json")
+    assert result.returncode == 0, result.stderr
+    compared = json.loads(result.stdout.strip().splitlines()[-1])
+    assert compared["strategies"] == ["sa", "sa+records"] and compared["records"] == {"workloads": 1, "trials": 6}
+    warm = json.loads((out / "runs" / "matmul.64" / "sa+records-s0" / "result.json").read_text())
+    cold = json.loads((out / "runs" / "matmul.64" / "sa-s0" / "result.json").read_text())
+    assert warm["learned_from"] == ["matmul.128"] and warm["started_from"] == "matmul.128" and "learned_from" not in cold
+    # The warm run measured the source's best, translated, first; the store is as it was.
+    from chameleon_tune.database import History
+    from chameleon_tune.model.transfer import translate
+    from chameleon_tune.space import Space
+
+    def history(folder):
+        return History(Space.from_json(json.loads((folder / "space.json").read_text())), str(folder / "history.jsonl"))
+
+    best = history(source).top(1)[0].config
+    warm_history = history(out / "runs" / "matmul.64" / "sa+records-s0")
+    first = [list(t.config) for t in warm_history.trials[:2]]  # the batch of starting configurations
+    assert list(translate(best, history(source).space, warm_history.space)) in first
+    assert summary(str(store)) == before
+
+    empty = chameleon(*args[:-2], "--out", str(tmp_path / "cmp2"), "--records", str(tmp_path / "none"))
+    assert empty.returncode == 2 and "holds no records" in empty.stderr and len(empty.stderr.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -126,6 +164,9 @@ def test_small_real_comparison_writes_report_json_plots_and_resumes(tmp_path):
         (["--workload", "matmul.64", "--strategies", "random", "--reference", "sa"], "not among"),
         (["--workload", "matmul.64", "--out", "/proc/forbidden/x"], "cannot write"),
         (["--workload", "matmul.64", "--suite", "resnet18"], "not allowed with"),
+        (["--workload", "matmul.64", "--strategies", "sa,sa+records"], "NAME+records"),
+        (["--workload", "matmul.64", "--strategies", "sa", "--records", "store"], "NAME+records"),
+        (["--workload", "matmul.64", "--strategies", "magic+records", "--records", "store"], "unknown strategy"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path):

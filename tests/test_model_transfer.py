@@ -174,7 +174,7 @@ def test_the_record_store_keeps_every_readable_trial_and_skips_what_is_damaged(t
 
 def test_a_task_learns_from_the_nearest_compatible_stored_workloads_only():
     from chameleon_tune.model.record_store import StoredWorkload
-    from chameleon_tune.model.tuner import STORED_NEIGHBOURS, _neighbours
+    from chameleon_tune.model.transfer import STORED_NEIGHBOURS, nearest_stored
 
     def stored(name, space, n=3):
         return StoredWorkload(name, name, space, np.zeros((n, space.n_knobs), dtype=np.int64), np.ones(n), ("r",) * n)
@@ -182,6 +182,6 @@ def test_a_task_learns_from_the_nearest_compatible_stored_workloads_only():
     other_knobs = Space((Knob("tile0", tuple(perfect_tilings(64, 2))), Knob("categorical0", (0, 16))))
     pool = [stored("far", conv_like(1024)), stored("near", conv_like(128)), stored("other", other_knobs), stored("empty", conv_like(64), 0)]
     pool += [stored(f"x{i}", conv_like(2 ** (11 + i))) for i in range(STORED_NEIGHBOURS)]
-    chosen = _neighbours(conv_like(64), pool)
+    chosen = nearest_stored(conv_like(64), pool)
     assert [w.name for w in chosen[:2]] == ["near", "far"] and len(chosen) == STORED_NEIGHBOURS
     assert not {"other", "empty"} & {w.name for w in chosen}

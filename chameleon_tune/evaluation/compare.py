@@ -35,6 +35,8 @@ from .curves import fraction_of, median_cost, reached
 
 DEFAULT_STRATEGIES = (DEFAULT_STRATEGY, "sa", "evolutionary", "random")
 LEVELS = {"reference_best": 1.0, "95%_of_reference_best": 0.95}
+RECORDS_SUFFIX = "+records"
+"""``chameleon+records``: ``chameleon`` learning from the record store (``--records``)."""
 
 
 @dataclass(frozen=True)
@@ -84,13 +86,22 @@ def compare(
     batch_size: int = 16,
     progress: bool = True,
     runner: RunnerConfig = RunnerConfig(),
+    records: str | None = None,
 ) -> dict:
     """Tune every workload with every strategy and seed; write the report; return the summary.
 
-    ``reference`` defaults to ``sa`` when compared, else the first strategy.
+    ``reference`` defaults to ``sa`` when compared, else the first strategy. A strategy named
+    ``NAME+records`` is ``NAME`` learning from the record store ``records`` (its cost model
+    and first configurations, as in ``tune-model``; see ``api.tune_workload``), beside ``NAME``
+    cold: what earlier runs are worth. The comparison reads the store and adds nothing to it,
+    so its runs stay independent of each other.
     """
     chosen = resolve_workloads(workloads, suite_name)
-    check_strategies(strategies)
+    check_strategies([s.removesuffix(RECORDS_SUFFIX) for s in strategies])
+    if any(s.endswith(RECORDS_SUFFIX) for s in strategies) != bool(records):
+        raise UsageError(
+            "--records DIR goes with strategies that learn from it, named NAME+records (e.g. chameleon+records)"
+        )
     if len(set(strategies)) != len(strategies):
         raise UsageError("--strategies lists a strategy twice")
     reference = reference or ("sa" if "sa" in strategies else strategies[0])
@@ -101,14 +112,30 @@ def compare(
     tvm_target = _target(target, runner.threads)
     check_runner(runner)
     check_writable(out)
+    stored = _stored(records, str(tvm_target), options) if records else []
     from ..measure.tvm_measurer import Workers
 
     # One set of compiler and runner processes for every run: each set takes seconds to start.
     with locked(out, "comparison directory"), Workers.open(tvm_target, options, runner) as workers:
-        return _compare(chosen, strategies, trials, seeds, out, reference, target, options, batch_size, progress, runner, workers)
+        return _compare(
+            chosen, strategies, trials, seeds, out, reference, target, options, batch_size, progress, runner, workers, stored
+        )  # fmt: skip
 
 
-def _compare(chosen, strategies, trials, seeds, out, reference, target, options, batch_size, progress, runner, workers) -> dict:
+def _stored(records: str, target: str, options: MeasureOptions) -> list:
+    """The record store's workloads for this target and timing mode; a store without any is a UsageError."""
+    from ..model.record_store import RecordStore, target_key
+
+    store = RecordStore(records, target_key(target, options.enable_cpu_cache_flush))
+    workloads = store.load()
+    if not workloads:
+        raise UsageError(f"the record store {records!r} holds no records for {store.key} (see `chameleon records --records DIR`)")
+    return workloads
+
+
+def _compare(
+    chosen, strategies, trials, seeds, out, reference, target, options, batch_size, progress, runner, workers, stored
+) -> dict:
     from .compare_report import Progress, write_report
     from .reference import torch_latency_s
 
@@ -122,8 +149,9 @@ def _compare(chosen, strategies, trials, seeds, out, reference, target, options,
             for seed in range(seeds):
                 for strategy in strategies if seed % 2 == 0 else strategies[::-1]:
                     bar.start_run(f"{workload.name} {strategy} seed {seed}", workload.flops)
+                    learn_from = stored if strategy.endswith(RECORDS_SUFFIX) else ()
                     runs.append(_tune_or_load(
-                        workload, strategy, seed, trials, out, target, options, batch_size, runner, workers, bar.update
+                        workload, strategy, seed, trials, out, target, options, batch_size, runner, workers, bar.update, learn_from
                     ))  # fmt: skip
                     bar.end_run(trials, len(runs))
     finally:
@@ -139,12 +167,16 @@ def _compare(chosen, strategies, trials, seeds, out, reference, target, options,
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip() + f", {os.cpu_count()} cores",
     }
     settings["pytorch_interference"] = pytorch_interference
+    if stored:
+        settings["records"] = {"workloads": len(stored), "trials": int(sum(len(w.latencies) for w in stored))}
     summary = summarize(runs, {w.name: w.flops for w in chosen}, pytorch_s, reference, strategies, settings)
     write_report(summary, out)
     return summary
 
 
-def _tune_or_load(workload, strategy, seed, trials, out, target, options, batch_size, runner, workers, on_trial) -> Run:
+def _tune_or_load(
+    workload, strategy, seed, trials, out, target, options, batch_size, runner, workers, on_trial, learn_from
+) -> Run:
     """A finished run is read back; anything else is tuned (resuming what its directory holds)."""
     work_dir = os.path.join(out, "runs", workload.name, f"{strategy}-s{seed}")
     done_path = os.path.join(work_dir, "result.json")
@@ -155,7 +187,7 @@ def _tune_or_load(workload, strategy, seed, trials, out, target, options, batch_
     if done is None or done["trials"] < trials:
         result = tune_workload(
             workload.name,
-            strategy,
+            strategy.removesuffix(RECORDS_SUFFIX),
             trials=trials,
             target=target,
             work_dir=work_dir,
@@ -165,6 +197,7 @@ def _tune_or_load(workload, strategy, seed, trials, out, target, options, batch_
             on_trial=on_trial,
             runner=runner,
             workers=workers,
+            learn_from=learn_from,
         )
         done = result.to_json()
         with open(done_path, "w") as f:

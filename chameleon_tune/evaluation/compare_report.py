@@ -52,6 +52,16 @@ def write_report(summary: dict, out_dir: str) -> None:
         f.write("\n".join(_markdown(summary)) + "\n")
 
 
+def _records_line(s: dict) -> list[str]:
+    if not s.get("records"):
+        return []
+    r = s["records"]
+    return [
+        f"Strategies named NAME+records learned from a record store of {r['workloads']} workload(s), {r['trials']} "
+        "trials (cost model and first configurations from the nearest with the same knobs); NAME is the same strategy cold."
+    ]
+
+
 def _markdown(s: dict) -> list[str]:
     ref = s["reference"]
     lines = [
@@ -60,6 +70,7 @@ def _markdown(s: dict) -> list[str]:
         f"{len(s['workloads'])} workload(s); {s.get('trials')} measurements per run; {s.get('seeds')} seed(s); "
         f"batch size {s.get('batch_size')}; target {s.get('target')}; {s.get('machine', '')}; {s.get('date', '')}.",
         f"Measurement settings, identical for every run: {s.get('measure_options')}.",
+        *_records_line(s),
         "",
         "Ratios against the reference, paired by seed. *Measurement ratio*: measurements the reference needed "
         f"to reach its own final best over those the strategy needed to reach it (> 1: the strategy is cheaper); "

@@ -18,7 +18,7 @@ Only knob spaces are involved: no TVM here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -44,6 +44,13 @@ class Transfer:
 
 INNER_WEIGHT = 4.0
 """How much more a tiling factor weighs in the distance than the factor outside it."""
+STARTING_CONFIGS = 2
+"""Configurations a task's first turn takes from its most similar measured task."""
+STORED_NEIGHBOURS = 8
+"""Stored workloads (of earlier runs, see ``record_store.py``) a task's shared cost model learns
+from: the nearest compatible ones."""
+STORED_TRIALS = 256
+"""The latest trials of each stored workload it learns from: bounded refits however large the store."""
 
 
 def compatible(source: Space, target: Space) -> bool:
@@ -85,6 +92,24 @@ def starting_configs(
         if not any(np.array_equal(translated, c) for c in configs):
             configs.append(translated)
     return np.array(configs, dtype=np.int64), source
+
+
+def nearest_stored(space: Space, stored: Sequence) -> list:
+    """The stored workloads (``record_store.StoredWorkload``) a task with ``space`` learns from:
+    compatible, nearest first, at most :data:`STORED_NEIGHBOURS`, each its latest
+    :data:`STORED_TRIALS` trials."""
+    fits = sorted((w for w in stored if len(w.latencies) and compatible(w.space, space)), key=lambda w: distance(w.space, space))
+    return [w.latest(STORED_TRIALS) for w in fits[:STORED_NEIGHBOURS]]
+
+
+def valid_starting_configs(
+    target: Space, measured: Sequence[tuple[Space, Sequence[Sequence[int]]]], is_valid: Callable[[np.ndarray], bool]
+) -> tuple[np.ndarray | None, int | None]:
+    """:func:`starting_configs` that pass ``is_valid`` (TVM: the configuration schedules), and
+    their source's index in ``measured``; ``(None, None)`` when none does."""
+    configs, source = starting_configs(target, measured, STARTING_CONFIGS)
+    configs = np.array([c for c in configs if is_valid(c)], dtype=np.int64)
+    return (configs, source) if len(configs) else (None, None)
 
 
 def _arity(knob) -> int:

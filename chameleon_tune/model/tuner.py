@@ -52,7 +52,7 @@ from ..evaluation.model_references import REFERENCES, check_references
 from .goal import Goal, parse_until
 from .pipeline import Pipeline
 from .record_store import RecordStore, RecordStoreError, target_key
-from .transfer import Transfer, compatible, distance, starting_configs
+from .transfer import STARTING_CONFIGS, Transfer, compatible, nearest_stored, valid_starting_configs
 from .scheduler import GradientScheduler, ModelTask, SchedulerConfig, extract_tasks, warmup_trials
 
 DEFAULT_MODEL = "resnet18"
@@ -63,13 +63,6 @@ UNMEASURED_S = 1e9
 ANCHOR_SHARE = 0.05
 """A task expected to take this share of the model's latency, with no measured sibling to start
 from, gets a full round as its first turn: a random first trial would be a poor start to pass on."""
-STARTING_CONFIGS = 2
-"""Configurations a task's first turn takes from its most similar measured task."""
-STORED_NEIGHBOURS = 8
-"""Stored workloads (of earlier runs, see ``record_store.py``) a task's shared cost model learns
-from: the nearest compatible ones."""
-STORED_TRIALS = 256
-"""The latest trials of each stored workload it learns from: bounded refits however large the store."""
 
 
 @dataclass(frozen=True)
@@ -268,7 +261,7 @@ def _tune_tasks(
     try:
         tasks = [_open(task, i, output, target, seed, options, workers, store) for i, task in enumerate(model_tasks)]
         for t in tasks:
-            t.neighbours = _neighbours(t.tvm_space.space, stored)
+            t.neighbours = nearest_stored(t.tvm_space.space, stored)
         resumed = sum(len(t.history) for t in tasks)
         stop = _goal_check(built, tasks, budget) if budget.goal else None
         _spend(tasks, strategy, budget, seed, config, progress, SchedulerLog(output), stop, transfer)
@@ -538,13 +531,6 @@ def _related(t: _Task, tasks: list[_Task]):
     return lambda: [(o.tvm_space.space, o.history.configs, o.history.latencies) for o in siblings if len(o.history)] + stored
 
 
-def _neighbours(space, stored: list) -> list:
-    """The stored workloads a task with ``space`` learns from: compatible, nearest first, at most
-    :data:`STORED_NEIGHBOURS` of them, each its latest :data:`STORED_TRIALS` trials."""
-    fits = sorted((w for w in stored if len(w.latencies) and compatible(w.space, space)), key=lambda w: distance(w.space, space))
-    return [w.latest(STORED_TRIALS) for w in fits[:STORED_NEIGHBOURS]]
-
-
 def _starting_configs(t: _Task, tasks: list[_Task]) -> tuple[np.ndarray | None, str | None]:
     """The valid configurations ``t`` starts from, and the task they come from (None: none):
     the most similar task measured in this run or, in the record store, in an earlier one."""
@@ -553,11 +539,8 @@ def _starting_configs(t: _Task, tasks: list[_Task]) -> tuple[np.ndarray | None, 
     names = [o.task.name for o in others]
     measured += [(w.space, w.best(STARTING_CONFIGS)) for w in t.neighbours]
     names += [f"{w.name} (record store)" for w in t.neighbours]
-    configs, source = starting_configs(t.tvm_space.space, measured, STARTING_CONFIGS)
-    configs = np.array([c for c in configs if t.tvm_space.schedule(c)[0] is not None], dtype=np.int64)
-    if not len(configs):
-        return None, None
-    return configs, names[source]
+    configs, source = valid_starting_configs(t.tvm_space.space, measured, lambda c: t.tvm_space.schedule(c)[0] is not None)
+    return (configs, names[source]) if configs is not None else (None, None)
 
 
 class SchedulerLog:

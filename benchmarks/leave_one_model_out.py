@@ -1,0 +1,84 @@
+"""Leave one model out: ResNet-18's tasks tuned cold and with a record store of other models' tasks.
+
+    python benchmarks/leave_one_model_out.py --trials 100 --seeds 3 --work-root runs/bench-lomo \
+        --out benchmarks/results/leave_one_model_out.json
+
+1. The store: AlexNet's and VGG-16's convolutions (the paper's layers, ``compare --suite``) are
+   tuned with ``--source-strategy`` (default ``sa``), ``--trials`` each, one seed, and imported
+   into ``WORK_ROOT/records`` (``chameleon records import``). ResNet-18 is left out.
+2. The 12 ResNet-18 tasks, ``chameleon`` and ``sa`` each cold and learning from the store
+   (``chameleon+records``, ``sa+records``), ``--trials`` measurements, ``--seeds`` seeds, in one
+   ``chameleon compare`` (runs interleaved task by task, strategy order alternating by seed),
+   against cold ``sa``: the measurement ratio to reach cold ``sa``'s final best, the quality
+   ratio at equal budget (geometric means over the tasks), the search share of wall time.
+
+Both steps time kernels: run it alone on the machine. A rerun over ``--work-root`` resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import platform
+import time
+
+from chameleon_tune.evaluation.compare import compare
+from chameleon_tune.model.record_store import import_work_dir, summary
+from chameleon_tune.workloads import suite
+
+SOURCE_MODELS = ("alexnet", "vgg16")
+HELD_OUT = "resnet18"
+
+
+def build_store(work_root: str, strategy: str, trials: int) -> str:
+    """Tune the source models' tasks and import every run into ``WORK_ROOT/records``."""
+    source = os.path.join(work_root, "source")
+    workloads = [w.name for model in SOURCE_MODELS for w in suite(model)]
+    compare(workloads, strategies=[strategy], trials=trials, seeds=1, out=source, reference=strategy)
+    records = os.path.join(work_root, "records")
+    for run in sorted(glob.glob(os.path.join(source, "runs", "*", f"{strategy}-s0"))):
+        import_work_dir(records, run)  # a rerun adds nothing twice
+    return records
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--trials", type=int, default=100, help="measurements per task and run (default 100)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--source-strategy", default="sa", help="how the store's tasks are tuned (default sa)")
+    parser.add_argument("--work-root", default="runs/bench-lomo")
+    parser.add_argument("--out", default="benchmarks/results/leave_one_model_out.json")
+    args = parser.parse_args()
+
+    started = time.strftime("%Y-%m-%d %H:%M %Z")
+    records = build_store(args.work_root, args.source_strategy, args.trials)
+    held_out = compare(
+        suite_name=HELD_OUT, strategies=["chameleon", "sa", "chameleon+records", "sa+records"], trials=args.trials,
+        seeds=args.seeds, out=os.path.join(args.work_root, HELD_OUT), reference="sa", records=records,
+    )  # fmt: skip
+    report = {
+        "started": started,
+        "finished": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "machine": f"{platform.machine()} {platform.processor()}, {os.cpu_count()} cores",
+        "command": vars(args),
+        "store": summary(records),
+        "geomean_measurement_ratio": held_out["geomean_measurement_ratio"],
+        "measurement_ratio_defined_for": held_out["measurement_ratio_defined_for"],
+        "geomean_quality_ratio": held_out["geomean_quality_ratio"],
+        "search_share_median": {
+            s: sorted(w["strategies"][s]["search_share_median"] for w in held_out["per_workload"].values())
+            for s in held_out["strategies"]
+        },
+        "compare_summary": os.path.join(args.work_root, HELD_OUT, "summary.json"),
+    }
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(report, f, indent=1)
+    for s in held_out["strategies"]:
+        print(f"{s:<18} measurement ratio {report['geomean_measurement_ratio'][s]}, quality ratio {report['geomean_quality_ratio'][s]}")
+
+
+if __name__ == "__main__":
+    main()
