@@ -1,7 +1,7 @@
 """Leave one model out: ResNet-18's tasks tuned cold and with a record store of other models' tasks.
 
     python benchmarks/leave_one_model_out.py --trials 100 --seeds 3 --work-root runs/bench-lomo \
-        --out benchmarks/results/leave_one_model_out.json
+        --out benchmarks/results/leave_one_model_out/leave_one_model_out.json
 
 1. The store: AlexNet's and VGG-16's convolutions (the paper's layers, ``compare --suite``) are
    tuned with ``--source-strategy`` (default ``sa``), ``--trials`` each, one seed, and imported
@@ -10,7 +10,8 @@
    (``chameleon+records``, ``sa+records``), ``--trials`` measurements, ``--seeds`` seeds, in one
    ``chameleon compare`` (runs interleaved task by task, strategy order alternating by seed),
    against cold ``sa``: the measurement ratio to reach cold ``sa``'s final best, the quality
-   ratio at equal budget (geometric means over the tasks), the search share of wall time.
+   ratio at equal budget (geometric means over the tasks), the search share of wall time. The
+   comparison's report, summary and plots are copied beside ``--out``.
 
 Both steps time kernels: run it alone on the machine. A rerun over ``--work-root`` resumes.
 """
@@ -22,6 +23,7 @@ import glob
 import json
 import os
 import platform
+import shutil
 import time
 
 from chameleon_tune.evaluation.compare import compare
@@ -49,7 +51,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--source-strategy", default="sa", help="how the store's tasks are tuned (default sa)")
     parser.add_argument("--work-root", default="runs/bench-lomo")
-    parser.add_argument("--out", default="benchmarks/results/leave_one_model_out.json")
+    parser.add_argument("--out", default="benchmarks/results/leave_one_model_out/leave_one_model_out.json")
     args = parser.parse_args()
 
     started = time.strftime("%Y-%m-%d %H:%M %Z")
@@ -71,9 +73,12 @@ def main() -> None:
             s: sorted(w["strategies"][s]["search_share_median"] for w in held_out["per_workload"].values())
             for s in held_out["strategies"]
         },
-        "compare_summary": os.path.join(args.work_root, HELD_OUT, "summary.json"),
+        "compare_summary": os.path.join(os.path.dirname(args.out), "summary.json"),
     }
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    compared = os.path.join(args.work_root, HELD_OUT)
+    for name in ("summary.json", "report.md", *(f for f in os.listdir(compared) if f.endswith(".png"))):
+        shutil.copy(os.path.join(compared, name), os.path.dirname(args.out) or ".")
     with open(args.out, "w") as f:
         json.dump(report, f, indent=1)
     for s in held_out["strategies"]:
