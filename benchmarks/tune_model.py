@@ -20,7 +20,8 @@ configurations, and a task without a valid trial keeps TVM's unscheduled default
 (both), ``no-shared`` (each task's cost model learns
 from its own measurements alone), ``no-policy`` (each task's PPO policy starts from random weights), ``warm`` (kernels timed with their arguments
 left in cache, not flushed before each call), ``records`` (tasks learn from and start from
-the record store ``--records``, to which the run's trials are appended; every other variant
+the record store ``--records``, each run from its own copy of it, to which its trials are
+appended, so the runs of one invocation learn nothing from each other; every other variant
 runs without a store, cold).
 ``--tasks-only`` lists the model's tuning tasks and weights without tuning.
 """
@@ -31,6 +32,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from dataclasses import replace
@@ -87,7 +89,8 @@ def main() -> None:
             result = tune_model(
                 args.model, strategy, trials=args.trials, output=output, seed=args.seed, progress=True,
                 references=references, time_budget_s=args.time_budget, **variant_options(variant, args.round_trials),
-                records=(args.records or os.path.join(args.work_root, "records")) if variant == "records" else None,
+                records=private_store(args.records or os.path.join(args.work_root, "records"), output)
+                if variant == "records" else None,
             )  # fmt: skip
             report["runs"].append({"variant": variant, **result.to_json()})
             s = result.summary
@@ -100,6 +103,18 @@ def main() -> None:
     report["side_by_side"] = side_by_side(args.model, [r["output"] for r in report["runs"]], args.rounds, references)
     print(json.dumps(report["side_by_side"], indent=1))
     save(report, args.out)
+
+
+def private_store(records: str, output: str) -> str:
+    """A copy of the record store ``records`` for the run in ``output``: the run appends its trials
+    there, so the invocation's other runs (another strategy on the same model) do not learn from
+    them. Copied once: a resumed run keeps its copy."""
+    store = os.path.join(output, "record-store")
+    if not os.path.isdir(store):
+        if not os.path.isdir(records):
+            raise SystemExit(f"error: no record store at {records}")
+        shutil.copytree(records, store)
+    return store
 
 
 def side_by_side(model: str, directories: list[str], rounds: int, references: list[str]) -> dict:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from .database import History, HistoryError
 from .measure.types import MeasureOptions, RunnerConfig
-from .model.transfer import STARTING_CONFIGS, nearest_stored, valid_starting_configs
+from .model.transfer import nearest_stored, stored_best, stored_measurements, valid_starting_configs
 from .search.base import PolicyError, TaskContext, make_strategy, strategy_names
 from .tuner import OnTrial, TuneResult, tune
 from .workloads import DEFAULT_WORKLOAD, get_workload
@@ -145,8 +145,7 @@ def tune_workload(
             return tvm_space.schedule(config)[0] is not None
 
         neighbours = nearest_stored(tvm_space.space, learn_from)
-        measured = [(w.space, w.best(STARTING_CONFIGS)) for w in neighbours]
-        starts, source = valid_starting_configs(tvm_space.space, measured, is_valid)
+        starts, source = valid_starting_configs(tvm_space.space, stored_best(neighbours), is_valid)
         context = TaskContext(
             tvm_space.space,
             task.history,
@@ -155,7 +154,7 @@ def tune_workload(
             is_valid=is_valid,
             work_dir=work_dir,
             warm_start=warm_start,
-            related=(lambda: [(w.space, w.configs, w.latencies) for w in neighbours]) if neighbours else None,
+            related=(lambda: stored_measurements(neighbours)) if neighbours else None,
         )
         search = make_search(strategy, context)
         # Worker start-up and the reference build are one-off setup, not tuning time.

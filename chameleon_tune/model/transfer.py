@@ -102,6 +102,16 @@ def nearest_stored(space: Space, stored: Sequence) -> list:
     return [w.latest(STORED_TRIALS) for w in fits[:STORED_NEIGHBOURS]]
 
 
+def stored_measurements(neighbours: Sequence) -> list[tuple[Space, np.ndarray, np.ndarray]]:
+    """The stored workloads' trials as the shared cost model's ``related`` takes them."""
+    return [(w.space, w.configs, w.latencies) for w in neighbours]
+
+
+def stored_best(neighbours: Sequence) -> list[tuple[Space, np.ndarray]]:
+    """The stored workloads' best configurations as :func:`starting_configs` takes them."""
+    return [(w.space, w.best(STARTING_CONFIGS)) for w in neighbours]
+
+
 def valid_starting_configs(
     target: Space, measured: Sequence[tuple[Space, Sequence[Sequence[int]]]], is_valid: Callable[[np.ndarray], bool]
 ) -> tuple[np.ndarray | None, int | None]:

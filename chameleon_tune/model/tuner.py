@@ -52,7 +52,15 @@ from ..evaluation.model_references import REFERENCES, check_references
 from .goal import Goal, parse_until
 from .pipeline import Pipeline
 from .record_store import RecordStore, RecordStoreError, target_key
-from .transfer import STARTING_CONFIGS, Transfer, compatible, nearest_stored, valid_starting_configs
+from .transfer import (
+    STARTING_CONFIGS,
+    Transfer,
+    compatible,
+    nearest_stored,
+    stored_best,
+    stored_measurements,
+    valid_starting_configs,
+)
 from .scheduler import GradientScheduler, ModelTask, SchedulerConfig, extract_tasks, warmup_trials
 
 DEFAULT_MODEL = "resnet18"
@@ -527,7 +535,7 @@ def _related(t: _Task, tasks: list[_Task]):
     as the shared cost model asks for them."""
     space = t.tvm_space.space
     siblings = [o for o in tasks if o is not t and compatible(o.tvm_space.space, space)]
-    stored = [(w.space, w.configs, w.latencies) for w in t.neighbours]
+    stored = stored_measurements(t.neighbours)
     return lambda: [(o.tvm_space.space, o.history.configs, o.history.latencies) for o in siblings if len(o.history)] + stored
 
 
@@ -537,7 +545,7 @@ def _starting_configs(t: _Task, tasks: list[_Task]) -> tuple[np.ndarray | None, 
     others = [o for o in tasks if o is not t and len(o.history)]
     measured = [(o.tvm_space.space, [trial.config for trial in o.history.top(STARTING_CONFIGS)]) for o in others]
     names = [o.task.name for o in others]
-    measured += [(w.space, w.best(STARTING_CONFIGS)) for w in t.neighbours]
+    measured += stored_best(t.neighbours)
     names += [f"{w.name} (record store)" for w in t.neighbours]
     configs, source = valid_starting_configs(t.tvm_space.space, measured, lambda c: t.tvm_space.schedule(c)[0] is not None)
     return (configs, names[source]) if configs is not None else (None, None)
