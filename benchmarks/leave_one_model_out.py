@@ -3,9 +3,10 @@
     python benchmarks/leave_one_model_out.py --trials 100 --seeds 3 --work-root runs/bench-lomo \
         --out benchmarks/results/leave_one_model_out/leave_one_model_out.json
 
-1. The store: AlexNet's and VGG-16's convolutions (the paper's layers, ``compare --suite``) are
-   tuned with ``--source-strategy`` (default ``sa``), ``--trials`` each, one seed, and imported
-   into ``WORK_ROOT/records`` (``chameleon records import``). ResNet-18 is left out.
+1. The store: AlexNet's and VGG-16's convolutions (the paper's layers) and MobileNetV2's
+   dense ones and its dense layer (``compare --suite``) are tuned with ``--source-strategy``
+   (default ``sa``), ``--trials`` each, one seed, and imported into ``WORK_ROOT/records``
+   (``chameleon records import``). ResNet-18 is left out.
 2. The 12 ResNet-18 tasks, ``chameleon`` and ``sa`` each cold and learning from the store
    (``chameleon+records``, ``sa+records``), ``--trials`` measurements, ``--seeds`` seeds, in one
    ``chameleon compare`` (runs interleaved task by task, strategy order alternating by seed),
@@ -30,7 +31,7 @@ from chameleon_tune.evaluation.compare import compare
 from chameleon_tune.model.record_store import import_work_dir, summary
 from chameleon_tune.workloads import suite
 
-SOURCE_MODELS = ("alexnet", "vgg16")
+SOURCE_MODELS = ("alexnet", "vgg16", "mobilenet_v2")
 HELD_OUT = "resnet18"
 
 
@@ -50,6 +51,10 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=100, help="measurements per task and run (default 100)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--source-strategy", default="sa", help="how the store's tasks are tuned (default sa)")
+    parser.add_argument(
+        "--strategies", default="chameleon,sa,chameleon+records,sa+records",
+        help="the held-out model's strategies, cold and NAME+records (default chameleon,sa,chameleon+records,sa+records)",
+    )  # fmt: skip
     parser.add_argument("--work-root", default="runs/bench-lomo")
     parser.add_argument("--out", default="benchmarks/results/leave_one_model_out/leave_one_model_out.json")
     args = parser.parse_args()
@@ -57,7 +62,7 @@ def main() -> None:
     started = time.strftime("%Y-%m-%d %H:%M %Z")
     records = build_store(args.work_root, args.source_strategy, args.trials)
     held_out = compare(
-        suite_name=HELD_OUT, strategies=["chameleon", "sa", "chameleon+records", "sa+records"], trials=args.trials,
+        suite_name=HELD_OUT, strategies=args.strategies.split(","), trials=args.trials,
         seeds=args.seeds, out=os.path.join(args.work_root, HELD_OUT), reference="sa", records=records,
     )  # fmt: skip
     report = {

@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="strategies side by side on the same workloads, with plots and ratios")
     which = compare.add_mutually_exclusive_group(required=True)
     which.add_argument("--workload", help="comma-separated built-in workloads")
-    which.add_argument("--suite", help="alexnet, vgg16, resnet18 or paper (all three)")
+    which.add_argument("--suite", help="alexnet, vgg16, resnet18, mobilenet_v2 or paper (the first three)")
     compare.add_argument("--strategies", default="chameleon,sa,evolutionary,random", help="comma-separated (default chameleon,sa,evolutionary,random)")
     compare.add_argument("--trials", type=int, default=64, help="measurements per run (default 64)")
     compare.add_argument("--seeds", type=int, default=2, help="runs per strategy and workload (default 2)")

@@ -1,4 +1,4 @@
-"""Built-in tuning workloads: the paper's conv2d layers plus square matmuls.
+"""Built-in tuning workloads: the paper's conv2d layers, MobileNetV2's, plus square matmuls.
 
 The paper's layers are extracted from the model definitions in
 :mod:`chameleon_tune.model.networks` rather than typed by hand. torch and tvm are
@@ -24,16 +24,18 @@ _PARAM_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 PAPER_MODELS: tuple[str, ...] = ("alexnet", "vgg16", "resnet18")
+# Models whose layers are workloads: the paper's, and MobileNetV2's dense convolutions (its
+# 1x1 ones are what the paper's models have few of: relatives for ResNet-18's 1x1 layers
+# when learning across models, issue 13).
+LAYER_MODELS: tuple[str, ...] = (*PAPER_MODELS, "mobilenet_v2")
 
 # The paper's ResNet-18 count of 12 tasks is its 11 unique conv2d shapes plus
-# the final dense (fully connected) layer; for the other networks it counts
-# conv2d layers only.
-_DENSE_TASK_MODELS = frozenset({"resnet18"})
+# the final dense (fully connected) layer; for AlexNet and VGG-16 it counts
+# conv2d layers only. MobileNetV2's dense layer is a relative of ResNet-18's.
+_DENSE_TASK_MODELS = frozenset({"resnet18", "mobilenet_v2"})
 
 SUITES: dict[str, tuple[str, ...]] = {
-    "alexnet": ("alexnet",),
-    "vgg16": ("vgg16",),
-    "resnet18": ("resnet18",),
+    **{model: (model,) for model in LAYER_MODELS},
     "paper": PAPER_MODELS,
 }
 
@@ -151,8 +153,11 @@ def _pair_value(value: int | tuple[int, ...], what: str, module: Any) -> int:
 
 @functools.cache
 def _traced_shapes(model_name: str) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, int, int], ...]]:
-    """Unique conv2d shapes (N,C,H,W,K,R,S,stride,padding) and dense shapes (M,K,N)
-    of one model, each in order of first execution.
+    """Unique dense conv2d shapes (N,C,H,W,K,R,S,stride,padding) and dense-layer shapes
+    (M,K,N) of one model, each in order of first execution.
+
+    Grouped (depthwise) convolutions are left out: a ``conv2d`` workload is a dense
+    convolution, and a depthwise one is another operator with other knobs.
 
     Runs on the meta device: only shapes are needed, so no weights are
     initialised and no arithmetic is done.
@@ -166,7 +171,8 @@ def _traced_shapes(model_name: str) -> tuple[tuple[tuple[int, ...], ...], tuple[
     denses: dict[tuple[int, int, int], None] = {}
 
     def conv_hook(module: nn.Conv2d, inputs: tuple[torch.Tensor, ...], _output: torch.Tensor) -> None:
-        assert module.groups == 1, f"grouped conv2d not supported: {module}"
+        if module.groups != 1:
+            return
         assert _pair_value(module.dilation, "dilation", module) == 1, f"dilated conv2d not supported: {module}"
         n, c, h, w = inputs[0].shape
         r = _pair_value(module.kernel_size, "kernel", module)
@@ -191,17 +197,17 @@ def _traced_shapes(model_name: str) -> tuple[tuple[tuple[int, ...], ...], tuple[
 
 
 def conv_layers(model_name: str) -> tuple[Workload, ...]:
-    """The model's unique conv2d layers, named ``<model>.L1``, ``<model>.L2``, ..."""
+    """The model's unique dense conv2d layers, named ``<model>.L1``, ``<model>.L2``, ..."""
     convs, _ = _traced_shapes(model_name)
     return tuple(conv2d_workload(f"{model_name}.L{i}", *shape) for i, shape in enumerate(convs, start=1))
 
 
 @functools.cache
-def paper_layers(model_name: str) -> tuple[Workload, ...]:
-    """The paper's tuning tasks of one model: its unique conv2d layers, then
-    (for ResNet-18 only) its dense layers as matmuls, numbered on from the convs."""
-    if model_name not in PAPER_MODELS:
-        raise KeyError(f"no paper layers for model {model_name!r}; choices: {', '.join(PAPER_MODELS)}")
+def model_layers(model_name: str) -> tuple[Workload, ...]:
+    """One model's tuning tasks, as the paper counts them: its unique dense conv2d layers,
+    then (ResNet-18, MobileNetV2) its dense layers as matmuls, numbered on from the convs."""
+    if model_name not in LAYER_MODELS:
+        raise KeyError(f"no layers for model {model_name!r}; choices: {', '.join(LAYER_MODELS)}")
     layers = conv_layers(model_name)
     if model_name in _DENSE_TASK_MODELS:
         _, denses = _traced_shapes(model_name)
@@ -213,22 +219,22 @@ def paper_layers(model_name: str) -> tuple[Workload, ...]:
 
 
 def list_workloads() -> list[Workload]:
-    """All built-in workloads: paper layers of AlexNet, VGG-16, ResNet-18, then the matmuls."""
-    return [w for model in PAPER_MODELS for w in paper_layers(model)] + list(_MATMULS.values())
+    """All built-in workloads: the layers of AlexNet, VGG-16, ResNet-18, MobileNetV2, then the matmuls."""
+    return [w for model in LAYER_MODELS for w in model_layers(model)] + list(_MATMULS.values())
 
 
 def suite(name: str) -> list[Workload]:
-    """The workloads of one suite: ``alexnet``, ``vgg16``, ``resnet18`` or ``paper`` (all three)."""
+    """The workloads of one suite: a model of :data:`LAYER_MODELS`, or ``paper`` (the first three)."""
     try:
         models = SUITES[name]
     except KeyError:
         raise KeyError(f"unknown suite {name!r}; choices: {', '.join(SUITES)}") from None
-    return [w for model in models for w in paper_layers(model)]
+    return [w for model in models for w in model_layers(model)]
 
 
 def _valid_names_summary() -> str:
     """Compact list of valid names, e.g. ``resnet18.L1..L12, matmul.64, ...``."""
-    ranges = [f"{model}.L1..L{len(paper_layers(model))}" for model in PAPER_MODELS]
+    ranges = [f"{model}.L1..L{len(model_layers(model))}" for model in LAYER_MODELS]
     return ", ".join(ranges + list(_MATMULS))
 
 
@@ -237,8 +243,8 @@ def get_workload(name: str) -> Workload:
     if name in _MATMULS:
         return _MATMULS[name]
     model = name.partition(".")[0]
-    if model in PAPER_MODELS:
-        for workload in paper_layers(model):
+    if model in LAYER_MODELS:
+        for workload in model_layers(model):
             if workload.name == name:
                 return workload
     raise KeyError(f"unknown workload {name!r}; valid: {_valid_names_summary()}")

@@ -5,22 +5,35 @@ import numpy as np
 import pytest
 
 from chameleon_tune import workloads
-from chameleon_tune.workloads import Workload, get_workload, list_workloads, paper_layers, suite
+from chameleon_tune.workloads import Workload, get_workload, list_workloads, model_layers, suite
+
+MOBILENET_V2_LAYERS = 21  # its stem, 19 unique 1x1 convolutions, the classifier
 
 
 @pytest.mark.parametrize(("model", "count"), [("alexnet", 5), ("vgg16", 9), ("resnet18", 12)])
 def test_paper_layer_counts(model: str, count: int) -> None:
-    layers = paper_layers(model)
+    layers = model_layers(model)
     assert len(layers) == count
     assert [w.name for w in layers] == [f"{model}.L{i}" for i in range(1, count + 1)]
     assert suite(model) == list(layers)
 
 
 def test_resnet18_has_11_convs_plus_dense() -> None:
-    layers = paper_layers("resnet18")
+    layers = model_layers("resnet18")
     assert len(workloads.conv_layers("resnet18")) == 11
     assert [w.op for w in layers] == ["conv2d"] * 11 + ["matmul"]
     assert layers[-1].param_dict == {"M": 1, "N": 1000, "K": 512}
+
+
+def test_mobilenet_v2_layers_are_its_dense_convolutions() -> None:
+    # Its depthwise convolutions are another operator; the stem and the 1x1 ones stay.
+    layers = model_layers("mobilenet_v2")
+    assert len(layers) == MOBILENET_V2_LAYERS
+    stem, *pointwise, dense = layers
+    assert stem.param_dict == {"N": 1, "C": 3, "H": 224, "W": 224, "K": 32, "R": 3, "S": 3, "stride": 2, "padding": 1}
+    assert all(w.op == "conv2d" and (w.param_dict["R"], w.param_dict["stride"]) == (1, 1) for w in pointwise)
+    assert dense.param_dict == {"M": 1, "N": 1000, "K": 1280}
+    assert get_workload(dense.name) == dense and suite("mobilenet_v2") == list(layers)
 
 
 def test_resnet18_l2_shape_and_flops() -> None:
@@ -34,14 +47,14 @@ def test_resnet18_l2_shape_and_flops() -> None:
 
 
 def test_alexnet_first_conv_is_torchvision_variant() -> None:
-    w = paper_layers("alexnet")[0]
+    w = model_layers("alexnet")[0]
     assert w.param_dict == {"N": 1, "C": 3, "H": 224, "W": 224, "K": 64, "R": 11, "S": 11, "stride": 4, "padding": 2}
-    assert [layer.param_dict["K"] for layer in paper_layers("alexnet")] == [64, 192, 384, 256, 256]
+    assert [layer.param_dict["K"] for layer in model_layers("alexnet")] == [64, 192, 384, 256, 256]
 
 
 def test_list_and_suites() -> None:
     names = [w.name for w in list_workloads()]
-    assert len(names) == len(set(names)) == 5 + 9 + 12 + 6
+    assert len(names) == len(set(names)) == 5 + 9 + 12 + MOBILENET_V2_LAYERS + 6
     assert names[-6:] == ["matmul.64", "matmul.128", "matmul.256", "matmul.512", "matmul.1024", "matmul.121"]
     assert len(suite("paper")) == 26
     assert get_workload("matmul.256").flops == 2 * 256**3
