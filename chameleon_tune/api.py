@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from .database import History, HistoryError
 from .measure.types import MeasureOptions, RunnerConfig
-from .model.transfer import nearest_stored, stored_best, stored_measurements, valid_starting_configs
+from .model.transfer import nearest_stored, stored_best, stored_measurements, stored_programs, valid_starting_configs
 from .search.base import PolicyError, TaskContext, make_strategy, strategy_names
 from .tuner import OnTrial, TuneResult, tune
 from .workloads import DEFAULT_WORKLOAD, get_workload
@@ -127,7 +127,8 @@ def tune_workload(
     ``workers`` (``tvm_measurer.Workers``), opened for it, are shared with the caller's other runs.
     ``learn_from`` holds other workloads' measurements (a record store's, ``RecordStore.load``):
     the nearest with the same knobs feed the cost model (``related``) and give the first
-    configurations measured, as in ``tune-model``.
+    configurations measured, as in ``tune-model``; the programs of all of them train the
+    program cost model that helps rank the first candidates (``related_programs``).
     """
     if trials < 1:
         raise UsageError("--trials must be at least 1")
@@ -146,6 +147,7 @@ def tune_workload(
 
         neighbours = nearest_stored(tvm_space.space, learn_from)
         starts, source = valid_starting_configs(tvm_space.space, stored_best(neighbours), is_valid)
+        programs = stored_programs(learn_from)
         context = TaskContext(
             tvm_space.space,
             task.history,
@@ -155,6 +157,8 @@ def tune_workload(
             work_dir=work_dir,
             warm_start=warm_start,
             related=(lambda: stored_measurements(neighbours)) if neighbours else None,
+            program_features=tvm_space.program_features,
+            related_programs=(lambda: programs) if programs else None,
         )
         search = make_search(strategy, context)
         # Worker start-up and the reference build are one-off setup, not tuning time.

@@ -248,7 +248,9 @@ def _records(args) -> int:
         mine = [r for r in rows if r["target"] == key]
         print(f"  {key}: {sum(r['trials'] for r in mine)} trials, {len(mine)} workloads")
         for r in sorted(mine, key=lambda r: -r["trials"]):
-            print(f"    {r['workload']:<44} {r['trials']:>6} trials ({r['valid']} valid, {r['runs']} runs)")
+            print(
+                f"    {r['workload']:<44} {r['trials']:>6} trials ({r['valid']} valid, {r['described']} described, {r['runs']} runs)"
+            )
     return 0
 
 

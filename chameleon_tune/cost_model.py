@@ -1,4 +1,5 @@
-"""XGBoost cost model on configuration features (AutoTVM's XGBTuner model).
+"""XGBoost cost models: on configuration features (AutoTVM's XGBTuner model), and on program
+features (``ProgramCostModel``: any task's programs, described by ``measure/program_features.py``).
 
 The search agents query it tens of thousands of times per iteration, always in
 batches; prediction goes through ``inplace_predict`` on a NumPy array, which
@@ -89,44 +90,20 @@ class XGBoostCostModel:
         The target is throughput relative to the best seen, as in AutoTVM, so the
         scale does not change between workloads.
         """
-        import xgboost as xgb
-
         tasks = [(self.space, configs, latencies), *(self.related() if self.related is not None else ())]
         width = self._features(self.space, np.zeros((1, self.space.n_knobs), dtype=np.int64)).shape[1]
         rows, targets, groups, weights = [], [], [], []
         others = self.transfer_weight(len(latencies))
         for index, (space, task_configs, task_latencies) in enumerate(tasks):
-            task_latencies = np.asarray(task_latencies, dtype=np.float64)
-            ok = np.isfinite(task_latencies) & (task_latencies > 0)
-            if not ok.any() or (features := self._features(space, task_configs)).shape[1] != width:
+            target = _relative_throughput(task_latencies)
+            if target is None or (features := self._features(space, task_configs)).shape[1] != width:
                 continue  # nothing valid to learn from yet, or not the same knobs
-            throughput = np.zeros_like(task_latencies)
-            throughput[ok] = 1.0 / task_latencies[ok]
             rows.append(features)
-            targets.append(throughput / throughput.max())
-            groups.append(len(task_latencies))
+            targets.append(target)
+            groups.append(len(target))
             weights.append(1.0 if index == 0 else others)
-        if not rows:
-            return
-        params = {
-            "objective": _OBJECTIVES[self.config.loss],
-            "max_depth": self.config.max_depth,
-            "eta": self.config.eta,
-            "gamma": self.config.gamma,
-            "min_child_weight": self.config.min_child_weight,
-            "tree_method": "hist",
-            # Hundreds of rows: threads cost more than they save, and they spin
-            # against the compiler workers on a small machine.
-            "nthread": 1,
-            "seed": self.seed,
-            "verbosity": 0,
-        }
-        data = xgb.DMatrix(np.concatenate(rows), label=np.concatenate(targets))
-        if self.related is not None:
-            data.set_group(groups)  # ranking pairs within a task: latencies of two tasks do not compare
-            # a ranking loss weighs groups, a regression rows
-            data.set_weight(weights if self.config.loss == "rank" else np.repeat(weights, groups))
-        self._booster = xgb.train(params, data, num_boost_round=self.config.num_boost_round)
+        if rows:
+            self._booster = _train(self.config, self.seed, rows, targets, groups, weights if self.related is not None else None)
 
     def transfer_weight(self, own: int) -> float:
         """The weight of each other task's measurements when this task has ``own``."""
@@ -139,3 +116,79 @@ class XGBoostCostModel:
         if self._booster is None:
             return np.zeros(len(configs), dtype=np.float32)
         return self._booster.inplace_predict(self._features(self.space, configs))
+
+
+class ProgramCostModel:
+    """Predicts a score (higher is faster) for programs of any task from their program features
+    (``measure/program_features.py``): trained on other tasks' measured programs, whatever their
+    knobs, it ranks a new task's candidates before the task has measured anything. Each task's
+    scores are scaled to its own best and compared only within the task, as in
+    :class:`XGBoostCostModel` with ``related``."""
+
+    def __init__(self, config: CostModelConfig = CostModelConfig(), *, seed: int = 0) -> None:
+        self.config = config
+        self.seed = seed
+        self._booster = None
+
+    @property
+    def trained(self) -> bool:
+        return self._booster is not None
+
+    def fit(self, tasks: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Fit on ``(features, latencies)`` per task (``inf``: failed); rows without features
+        (NaN) are left out."""
+        rows, targets, groups = [], [], []
+        for features, latencies in tasks:
+            described = ~np.isnan(features).any(axis=1)
+            target = _relative_throughput(np.asarray(latencies)[described])
+            if target is None:
+                continue
+            rows.append(features[described].astype(np.float32))
+            targets.append(target)
+            groups.append(len(target))
+        if rows:
+            self._booster = _train(self.config, self.seed, rows, targets, groups, [1.0] * len(groups))
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Scores of a batch of programs (zeros before the first fit)."""
+        if self._booster is None:
+            return np.zeros(len(features), dtype=np.float32)
+        return self._booster.inplace_predict(np.asarray(features, dtype=np.float32))
+
+
+def _relative_throughput(latencies) -> np.ndarray | None:
+    """Throughput relative to the task's best (AutoTVM's target, the same scale in every task),
+    0 for failed trials; None where none is valid."""
+    latencies = np.asarray(latencies, dtype=np.float64)
+    ok = np.isfinite(latencies) & (latencies > 0)
+    if not ok.any():
+        return None
+    throughput = np.zeros_like(latencies)
+    throughput[ok] = 1.0 / latencies[ok]
+    return throughput / throughput.max()
+
+
+def _train(config: CostModelConfig, seed: int, rows: list, targets: list, groups: list, weights: list | None):
+    """An XGBoost booster on the rows of one or more tasks (``weights``: one per task, the
+    tasks then ranked apart; None: one task)."""
+    import xgboost as xgb
+
+    params = {
+        "objective": _OBJECTIVES[config.loss],
+        "max_depth": config.max_depth,
+        "eta": config.eta,
+        "gamma": config.gamma,
+        "min_child_weight": config.min_child_weight,
+        "tree_method": "hist",
+        # Hundreds of rows: threads cost more than they save, and they spin
+        # against the compiler workers on a small machine.
+        "nthread": 1,
+        "seed": seed,
+        "verbosity": 0,
+    }
+    data = xgb.DMatrix(np.concatenate(rows), label=np.concatenate(targets))
+    if weights is not None:
+        data.set_group(groups)  # ranking pairs within a task: latencies of two tasks do not compare
+        # a ranking loss weighs groups, a regression rows
+        data.set_weight(weights if config.loss == "rank" else np.repeat(weights, groups))
+    return xgb.train(params, data, num_boost_round=config.num_boost_round)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .measure import program_features
 from .measure.types import ERROR_KINDS, MeasureResult
 from .space import Config, Space
 
@@ -39,6 +40,7 @@ class Trial:
 
     def to_json(self, space: Space) -> dict:
         r = self.result
+        features = {} if r.features is None else {"features": list(r.features)}
         return {
             "config": list(self.config),
             "choices": {k: _jsonable(v) for k, v in space.choices_of(self.config).items()},
@@ -52,6 +54,7 @@ class Trial:
             "finished": self.finished,
             "interference": None if r.interference is None else round(r.interference, 3),
             "noisy": r.noisy,
+            **features,
         }
 
     @classmethod
@@ -68,8 +71,18 @@ class Trial:
             data.get("run_s", 0.0),
             interference=data.get("interference"),
             noisy=bool(data.get("noisy", False)),
+            features=_features(data.get("features")),
         )
         return cls(tuple(int(v) for v in data["config"]), result, data["started"], data["finished"])
+
+
+def _features(value) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    features = tuple(float(v) for v in value)
+    if len(features) != program_features.WIDTH:
+        raise ValueError(f"{len(features)} program features, expected {program_features.WIDTH}")
+    return features
 
 
 def _jsonable(value):
@@ -194,6 +207,16 @@ class History:
     def latencies(self) -> np.ndarray:
         """Latency per trial in seconds, ``inf`` for failed ones."""
         return np.array([t.result.latency_s if t.result.valid else np.inf for t in self.trials], dtype=np.float64)
+
+    @property
+    def program_features(self) -> np.ndarray:
+        """Each trial's program features (``measure/program_features.py``), a row of NaN where
+        the trial has none (it did not build, or it was measured before they were kept)."""
+        rows = np.full((len(self.trials), program_features.WIDTH), np.nan)
+        for i, trial in enumerate(self.trials):
+            if trial.result.features is not None:
+                rows[i] = trial.result.features
+        return rows
 
     def tuning_clock(self) -> np.ndarray:
         """Seconds of tuning when each trial finished, pauses between resumed runs left out

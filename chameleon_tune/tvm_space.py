@@ -223,6 +223,17 @@ class TVMSpace:
             return None, short_error(exc)
         return sch, None
 
+    def program_features(self, configs: np.ndarray) -> np.ndarray:
+        """Each configuration's program features (``measure/program_features.py``), as the
+        builder describes what it compiles; a row of NaN where one does not schedule."""
+        from .measure import program_features
+
+        rows = np.full((len(configs), program_features.WIDTH), np.nan)
+        scheduled = [(i, sch) for i, config in enumerate(configs) if (sch := self.schedule(config)[0]) is not None]
+        if scheduled:
+            rows[[i for i, _ in scheduled]] = program_features.describe([sch.mod for _, sch in scheduled], str(self.target))
+        return rows
+
     def sketch_config(self, sketch: int = 0) -> np.ndarray:
         """The configuration of a sketch's own (randomly sampled) decisions."""
         return self._config_in_sketch(self.sketches[sketch], sketch)

@@ -41,16 +41,27 @@ COMPUTE = "compute"
 PREPACK = "prepack"
 
 
-def build_artifact(mod, target_json: str, path: str) -> str:
-    """Worker side: compile ``mod`` and export it as a shared library at ``path``."""
+def build_artifact(mod, target_json: str, path: str, describe: bool = False) -> tuple[str, list[float] | None]:
+    """Worker side: compile ``mod`` and export it as a shared library at ``path``; with
+    ``describe``, also its program features (``program_features.py``; None if they fail)."""
     import tvm
 
+    features = _features(mod, target_json) if describe else None
     mod, split = split_layout_rewrite(mod)
     tvm.compile(mod, target=_target(target_json)).export_library(path)
     if split is not None:
         with open(_split_path(path), "w") as f:
             json.dump(split.to_json(), f)
-    return path
+    return path, features
+
+
+def _features(mod, target_json: str) -> list[float] | None:
+    from . import program_features
+
+    try:
+        return program_features.describe([mod], target_json)[0].tolist()
+    except Exception:  # noqa: BLE001 - features are extra: a kernel that builds is measured without them
+        return None
 
 
 ArgSpec = tuple[tuple[int, ...], str]
@@ -182,20 +193,21 @@ class LocalBuilder:
         self._dir = tempfile.TemporaryDirectory(prefix="chameleon-build-")
         self._count = 0
 
-    def build(self, mods: list) -> list[BuildResult]:
-        """Build every module; failures come back as results with ``error_msg``."""
+    def build(self, mods: list, describe: bool = False) -> list[BuildResult]:
+        """Build every module; failures come back as results with ``error_msg``. With
+        ``describe``, each result carries the module's program features."""
         paths = []
         for _ in mods:
             self._count += 1
             paths.append(os.path.join(self._dir.name, f"k{self._count}.so"))
-        return list(self._pool.map(self._build_one, mods, paths))
+        return list(self._pool.map(lambda mod, path: self._build_one(mod, path, describe), mods, paths))
 
-    def _build_one(self, mod, path: str) -> BuildResult:
+    def _build_one(self, mod, path: str, describe: bool) -> BuildResult:
         worker = self._free.get()
         start = time.perf_counter()
         try:
-            worker.call(build_artifact, mod, self.target_json, path, timeout=self.timeout_s)
-            return BuildResult(path, None, time.perf_counter() - start)
+            _path, features = worker.call(build_artifact, mod, self.target_json, path, describe, timeout=self.timeout_s)
+            return BuildResult(path, None, time.perf_counter() - start, features=features)
         except WorkerTimeout as exc:
             return BuildResult(None, f"build timed out: {exc}", time.perf_counter() - start, timed_out=True)
         except (RemoteError, WorkerError) as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -83,27 +83,27 @@ class TVMMeasurer(Measurer):
             else:
                 schedules[i] = (sch, time.perf_counter() - start)
                 to_build.append(i)
-        built = self.builder.build([schedules[i][0].mod for i in to_build])
+        built = self.builder.build([schedules[i][0].mod for i in to_build], describe=True)
         run_start = time.perf_counter()
         self.build_s += run_start - build_start
-        runnable = []  # (index in batch, artifact, build seconds)
+        runnable = []  # (index in batch, artifact, build seconds, program features)
         for i, build in zip(to_build, built):
             build_s = schedules[i][1] + build.build_s
             if build.error_msg is not None:
                 results[i] = MeasureResult.failed(TIMEOUT if build.timed_out else BUILD, build.error_msg, build_s=build_s)
                 _notify(on_result, i, results[i])
             else:
-                runnable.append((i, build.artifact, build_s))
+                runnable.append((i, build.artifact, build_s, build.features))
 
         def finished(k: int, run: RunResult) -> None:
-            i, artifact, build_s = runnable[k]
+            i, artifact, build_s, features = runnable[k]
             remove_artifact(artifact)
-            results[i] = _result(run, build_s)
+            results[i] = replace(_result(run, build_s), features=tuple(features) if features is not None else None)
             if results[i].valid:
                 self._commit(schedules[i][0], run.run_secs)
             _notify(on_result, i, results[i])
 
-        self.runner.run_all([artifact for _i, artifact, _s in runnable], finished)
+        self.runner.run_all([r[1] for r in runnable], finished)
         self.run_s += time.perf_counter() - run_start
         return results
 

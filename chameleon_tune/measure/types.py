@@ -114,6 +114,8 @@ class BuildResult:
     error_msg: str | None
     build_s: float
     timed_out: bool = False
+    features: list[float] | None = None
+    """The program's features (``program_features.py``), when asked for and extracted."""
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,8 @@ class MeasureResult:
     """Other processes' CPU on the kernel's cores while it was timed, in cores (None: not watched)."""
     noisy: bool = False
     """The latency was measured while other work disturbed the machine: treat it with suspicion."""
+    features: tuple[float, ...] | None = None
+    """The measured program's features (``program_features.py``); None: not described."""
 
     @property
     def valid(self) -> bool:

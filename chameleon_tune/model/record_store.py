@@ -11,7 +11,9 @@ warning; nothing else is lost.
 
 What a new run takes from the store (see ``tuner.py``): for each of its tasks, the stored
 workloads with the same knobs (``transfer.compatible``), nearest first, feed the shared
-cost model and the task's first configurations. Only knob spaces are involved: no TVM here.
+cost model and the task's first configurations; the program features kept with each trial
+(``measure/program_features.py``), of every stored workload whatever its knobs, train the
+program cost model that ranks the task's first candidates. No TVM here.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..measure import program_features
 from ..space import Space
 
 SPACE_FILE = "space.json"
@@ -66,6 +69,9 @@ class StoredWorkload:
     latencies: np.ndarray
     runs: tuple[str, ...]
     """The work directory each trial was measured in (a ``tune-model`` task's folder)."""
+    features: np.ndarray | None = None
+    """Each trial's program features (``measure/program_features.py``), a row of NaN where a
+    trial has none; None: no trial has any."""
 
     def excluding(self, directory: str) -> "StoredWorkload":
         """Without the trials measured under ``directory`` (a run resumed there has them already)."""
@@ -79,8 +85,9 @@ class StoredWorkload:
     def _take(self, rows: list[int]) -> "StoredWorkload":
         index = np.array(rows, dtype=np.int64)
         return StoredWorkload(
-            self.key, self.name, self.space, self.configs[index], self.latencies[index], tuple(self.runs[i] for i in rows)
-        )
+            self.key, self.name, self.space, self.configs[index], self.latencies[index], tuple(self.runs[i] for i in rows),
+            None if self.features is None else self.features[index],
+        )  # fmt: skip
 
     def best(self, k: int) -> np.ndarray:
         order = np.argsort(self.latencies, kind="stable")
@@ -132,8 +139,10 @@ class TrialWriter:
         self.path = path
         self.run = run
 
-    def append(self, config, latency_s: float | None) -> None:
+    def append(self, config, latency_s: float | None, features=None) -> None:
         line = {"config": [int(c) for c in config], "latency_s": latency_s, "run": self.run}
+        if features is not None:
+            line["features"] = [float(v) for v in features]
         with open(self.path, "a") as f:
             f.write(json.dumps(line) + "\n")
 
@@ -154,7 +163,7 @@ def _read(folder: str) -> StoredWorkload | None:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         _warn(f"skipping {folder}: unreadable {SPACE_FILE} ({exc})")
         return None
-    configs, latencies, runs, bad = [], [], [], 0
+    configs, latencies, runs, features, bad = [], [], [], {}, 0
     try:
         with open(os.path.join(folder, TRIALS_FILE)) as f:
             lines = f.readlines()
@@ -167,6 +176,11 @@ def _read(folder: str) -> StoredWorkload | None:
             if len(config) != space.n_knobs or not all(0 <= c < len(k) for c, k in zip(config, space.knobs)):
                 raise ValueError("not a configuration of the stored space")
             latency = trial["latency_s"]
+            described = trial.get("features")
+            if described is not None and len(described) != program_features.WIDTH:
+                raise ValueError("not a program's features")
+            if described is not None:
+                features[len(configs)] = np.asarray(described, dtype=np.float64)
             latencies.append(float(latency) if latency is not None and latency > 0 else np.inf)
             configs.append(config)
             runs.append(str(trial.get("run", "")))
@@ -174,15 +188,20 @@ def _read(folder: str) -> StoredWorkload | None:
             bad += 1  # a line cut short by a killed run, or damaged: the rest still counts
     if bad:
         _warn(f"skipped {bad} unreadable line(s) of {os.path.join(folder, TRIALS_FILE)}")
+    described = None
+    if features:
+        described = np.full((len(configs), program_features.WIDTH), np.nan)
+        for row, values in features.items():
+            described[row] = values
     return StoredWorkload(
         str(meta["key"]), str(meta.get("name", meta["key"])), space,
         np.array(configs, dtype=np.int64).reshape(len(configs), space.n_knobs), np.array(latencies, dtype=np.float64),
-        tuple(runs),
+        tuple(runs), described,
     )  # fmt: skip
 
 
 def summary(root: str) -> list[dict]:
-    """Per target key and workload: how many trials, how many valid."""
+    """Per target key and workload: how many trials, how many valid, how many with program features."""
     rows = []
     if not os.path.isdir(root):
         return rows
@@ -193,6 +212,7 @@ def summary(root: str) -> list[dict]:
             rows.append({
                 "target": key, "workload": w.name, "key": w.key, "trials": len(w.latencies),
                 "valid": int(np.isfinite(w.latencies).sum()), "runs": len(set(w.runs)),
+                "described": 0 if w.features is None else int((~np.isnan(w.features).any(axis=1)).sum()),
             })  # fmt: skip
     return rows
 
@@ -248,6 +268,6 @@ def import_work_dir(root: str, path: str) -> tuple[str, int]:
         if writer.run in existing.get(workload_key, ()):
             continue
         for trial in history.trials:
-            writer.append(trial.config, trial.result.latency_s if trial.result.valid else None)
+            writer.append(trial.config, trial.result.latency_s if trial.result.valid else None, trial.result.features)
             added += 1
     return key, added

@@ -107,6 +107,12 @@ def stored_measurements(neighbours: Sequence) -> list[tuple[Space, np.ndarray, n
     return [(w.space, w.configs, w.latencies) for w in neighbours]
 
 
+def stored_programs(stored: Sequence) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Every stored workload's described trials, whatever its knobs (the latest
+    :data:`STORED_TRIALS` of each), as ``TaskContext.related_programs`` gives them."""
+    return [(w.features, w.latencies) for w in (s.latest(STORED_TRIALS) for s in stored if s.features is not None)]
+
+
 def stored_best(neighbours: Sequence) -> list[tuple[Space, np.ndarray]]:
     """The stored workloads' best configurations as :func:`starting_configs` takes them."""
     return [(w.space, w.best(STARTING_CONFIGS)) for w in neighbours]

@@ -59,6 +59,7 @@ from .transfer import (
     nearest_stored,
     stored_best,
     stored_measurements,
+    stored_programs,
     valid_starting_configs,
 )
 from .scheduler import GradientScheduler, ModelTask, SchedulerConfig, extract_tasks, warmup_trials
@@ -97,6 +98,8 @@ class _Task:
     """Where its trials go in the record store (``record_store.TrialWriter``), if one is used."""
     neighbours: list = field(default_factory=list)
     """The nearest compatible workloads of earlier runs in the store (``record_store.StoredWorkload``)."""
+    stored_programs: list = field(default_factory=list)
+    """The store's measured programs, whatever their knobs (``transfer.stored_programs``)."""
 
     @property
     def exhausted(self) -> bool:
@@ -104,7 +107,7 @@ class _Task:
 
     def record(self, trial) -> None:
         if self.store is not None:
-            self.store.append(trial.config, trial.result.latency_s if trial.result.valid else None)
+            self.store.append(trial.config, trial.result.latency_s if trial.result.valid else None, trial.result.features)
 
 
 def tune_model(
@@ -268,8 +271,10 @@ def _tune_tasks(
     workers = Workers.open(target, options, runner)  # one set for all tasks
     try:
         tasks = [_open(task, i, output, target, seed, options, workers, store) for i, task in enumerate(model_tasks)]
+        programs = stored_programs(stored)
         for t in tasks:
             t.neighbours = nearest_stored(t.tvm_space.space, stored)
+            t.stored_programs = programs
         resumed = sum(len(t.history) for t in tasks)
         stop = _goal_check(built, tasks, budget) if budget.goal else None
         _spend(tasks, strategy, budget, seed, config, progress, SchedulerLog(output), stop, transfer)
@@ -514,6 +519,8 @@ def _spend(
                 work_dir=t.work_dir,
                 related=_related(t, tasks) if transfer.shared_cost_model else None,
                 warm_start=carry[0] if carry else None,
+                program_features=t.tvm_space.program_features,
+                related_programs=_related_programs(t, tasks) if transfer.shared_cost_model else None,
             )
             tune(
                 t.measurer, make_search(strategy, context), t.history, trials=goal, batch_size=turn,
@@ -537,6 +544,12 @@ def _related(t: _Task, tasks: list[_Task]):
     siblings = [o for o in tasks if o is not t and compatible(o.tvm_space.space, space)]
     stored = stored_measurements(t.neighbours)
     return lambda: [(o.tvm_space.space, o.history.configs, o.history.latencies) for o in siblings if len(o.history)] + stored
+
+
+def _related_programs(t: _Task, tasks: list[_Task]):
+    """Every other task's measured programs, whatever its knobs, and the record store's."""
+    siblings = [o for o in tasks if o is not t]
+    return lambda: [(o.history.program_features, o.history.latencies) for o in siblings if len(o.history)] + t.stored_programs
 
 
 def _starting_configs(t: _Task, tasks: list[_Task]) -> tuple[np.ndarray | None, str | None]:

@@ -44,6 +44,12 @@ class TaskContext:
     related: Callable[[], Sequence[RelatedTask]] | None = None
     """Other tasks' measurements, for a cost model shared across tasks (``cost_model.py``);
     None: the task learns from its own measurements alone."""
+    program_features: Callable[[np.ndarray], np.ndarray] | None = None
+    """The program features of candidate configurations (``measure/program_features.py``; TVM:
+    each scheduled and described, a row of NaN where one does not schedule); None: none."""
+    related_programs: Callable[[], Sequence[tuple[np.ndarray, np.ndarray]]] | None = None
+    """Other tasks' measured programs whatever their knobs, ``(features, latencies)`` each, for
+    the program cost model that ranks a task's first candidates; None: none."""
 
 
 class Strategy(abc.ABC):

@@ -16,7 +16,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from ..cost_model import CostModelConfig, XGBoostCostModel
+from ..cost_model import CostModelConfig, ProgramCostModel, XGBoostCostModel
 from ..measure.types import MeasureResult
 from ..space import Config, Space
 from .base import Strategy, TaskContext
@@ -51,6 +51,20 @@ class ModelBasedConfig:
     """How many of the best measured configurations' neighbourhoods local refinement searches."""
 
 
+PROGRAM_TRIALS = 48
+"""A task's first measurements whose candidates the program cost model helps rank, when other
+tasks' programs are known (``TaskContext.related_programs``). Its say falls as the task's own
+data grows, with the shared knob model's weight of other tasks (``transfer_prior``)."""
+PROGRAM_POOL = 128
+"""Random candidates it ranks while the task has no knob model to search with (a first batch)."""
+
+
+def _ranks(scores: np.ndarray) -> np.ndarray:
+    """Scores as ranks in [0, 1] (1: best): two models' scores do not share a scale."""
+    order = np.argsort(np.argsort(scores, kind="stable"), kind="stable")
+    return order / max(len(scores) - 1, 1)
+
+
 class ModelBasedStrategy(Strategy):
     """Cost model + optimizer (+ optional sampler): ``sa``, ``rl`` and the Chameleon variants."""
 
@@ -66,14 +80,47 @@ class ModelBasedStrategy(Strategy):
         self.optimizer = optimizer
         self.sampler = sampler
         self.model = XGBoostCostModel(self.space, config.cost_model, seed=task.seed, related=task.related)
+        self.programs: ProgramCostModel | None = None
 
     def propose(self, n: int) -> np.ndarray:
         if not self.model.trained and self.task.related is not None:
             self.model.fit(self.history.configs, self.history.latencies)  # other tasks' measurements
+        if self.program_phase():
+            return self.program_pick(n)
         if not self.model.trained:
             return self.random_unmeasured(n)  # nothing to search on before the first measurements
         plan = self.optimizer.find_maximums(self.model, self.config.plan_size, self.history.keys)
         return self.select(plan, n)
+
+    def program_phase(self) -> bool:
+        """Whether the program cost model helps pick this batch: other tasks' programs are
+        known, and the task has measured fewer than :data:`PROGRAM_TRIALS` of its own."""
+        if self.task.program_features is None or self.task.related_programs is None or len(self.history) >= PROGRAM_TRIALS:
+            return False
+        if self.programs is None:  # once per task: other tasks' programs do not change while it is tuned
+            self.programs = ProgramCostModel(self.config.cost_model, seed=self.task.seed)
+            self.programs.fit(self.task.related_programs())
+        return self.programs.trained
+
+    def program_pick(self, n: int) -> np.ndarray:
+        """The batch from candidates ranked by the program model and the task's own knob model,
+        the program model weighing as other tasks do in the shared knob model (all at first);
+        the better half goes to the usual selection (sampler or plan order)."""
+        if self.model.trained:
+            pool = self.optimizer.find_maximums(self.model, self.config.plan_size, self.history.keys)
+        else:
+            pool = self.random_unmeasured(PROGRAM_POOL)
+        features = self.task.program_features(pool)
+        scheduled = ~np.isnan(features).any(axis=1)
+        pool, features = pool[scheduled], features[scheduled]
+        if not len(pool):
+            return self.random_unmeasured(n)
+        score = _ranks(self.programs.predict(features))
+        if self.model.trained:
+            weight = self.model.transfer_weight(len(self.history))
+            score = weight * score + (1 - weight) * _ranks(self.model.predict(pool))
+        ordered = pool[np.argsort(-score, kind="stable")]
+        return self.select(ordered[: max(n, len(ordered) // 2)], n)
 
     def select(self, plan: np.ndarray, n: int) -> np.ndarray:
         """The batch to measure from the plan: a sampler's choice, or (AutoTVM) the
