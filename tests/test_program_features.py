@@ -11,7 +11,7 @@ from chameleon_tune.database import History
 from chameleon_tune.measure import program_features
 from chameleon_tune.measure.types import MeasureResult
 from chameleon_tune.search.base import TaskContext
-from chameleon_tune.search.model_based import PROGRAM_TRIALS, ModelBasedStrategy
+from chameleon_tune.search.model_based import ModelBasedStrategy
 from chameleon_tune.search.annealing import annealing_for
 from chameleon_tune.space import Knob, Space
 
@@ -105,20 +105,20 @@ class _Described:
         return rows
 
 
-def _strategy(described, history, programs):
+def _strategy(described, history, programs, related=None):
     task = TaskContext(
         described.space, history, seed=0, program_features=described.features,
-        related_programs=(lambda: programs) if programs is not None else None,
+        related_programs=(lambda: programs) if programs is not None else None, related=related,
     )  # fmt: skip
     return ModelBasedStrategy(task, annealing_for(task))
 
 
-def test_a_task_first_batch_comes_from_the_program_model_and_its_say_ends():
+def test_a_task_first_batch_comes_from_the_program_model_where_nothing_else_can_pick_it():
     described = _Described()
     history = History(described.space)
     rng = np.random.default_rng(1)
-    strategy = _strategy(described, history, [_programs(rng, 80, 0.3)])
-    batch = strategy.propose(8)
+    programs = [_programs(rng, 80, 0.3)]
+    batch = _strategy(described, history, programs).propose(8)
     assert described.described > 0 and len(batch) == 8
     assert batch[:, 0].min() >= 20  # the better half by the program model (feature 0)
     assert not (batch[:, 1] == 39).any()  # never a candidate that does not schedule
@@ -127,10 +127,16 @@ def test_a_task_first_batch_comes_from_the_program_model_and_its_say_ends():
     cold_batch = _strategy(_Described(), cold, None).propose(8)
     assert cold_batch[:, 0].min() < 20  # without other tasks' programs: a random first batch
 
-    for config in described.space.sample(rng, PROGRAM_TRIALS):
-        history.append(config, MeasureResult(1e-3, (1e-3,)), 0.0, 0.0)
-    strategy = _strategy(described, history, [_programs(rng, 80, 0.3)])
-    strategy.update(history.configs, [])
+    # a task with the same knobs measured: the shared knob model picks, as before
+    same_knobs = [(described.space, described.space.sample(rng, 20), np.linspace(1e-3, 2e-3, 20))]
     before = described.described
+    _strategy(described, History(described.space), programs, related=lambda: same_knobs).propose(8)
+    assert described.described == before
+
+    # once the task has measured its own, its own model picks
+    for config in described.space.sample(rng, 8):
+        history.append(config, MeasureResult(1e-3, (1e-3,)), 0.0, 0.0)
+    strategy = _strategy(described, history, programs)
+    strategy.update(history.configs, [])
     strategy.propose(8)
-    assert described.described == before  # the task knows its own space now: no program model
+    assert described.described == before

@@ -51,18 +51,9 @@ class ModelBasedConfig:
     """How many of the best measured configurations' neighbourhoods local refinement searches."""
 
 
-PROGRAM_TRIALS = 48
-"""A task's first measurements whose candidates the program cost model helps rank, when other
-tasks' programs are known (``TaskContext.related_programs``). Its say falls as the task's own
-data grows, with the shared knob model's weight of other tasks (``transfer_prior``)."""
 PROGRAM_POOL = 128
-"""Random candidates it ranks while the task has no knob model to search with (a first batch)."""
-
-
-def _ranks(scores: np.ndarray) -> np.ndarray:
-    """Scores as ranks in [0, 1] (1: best): two models' scores do not share a scale."""
-    order = np.argsort(np.argsort(scores, kind="stable"), kind="stable")
-    return order / max(len(scores) - 1, 1)
+"""Random candidates the program cost model ranks for a task's first batch; the better half goes
+to the usual selection."""
 
 
 class ModelBasedStrategy(Strategy):
@@ -93,33 +84,28 @@ class ModelBasedStrategy(Strategy):
         return self.select(plan, n)
 
     def program_phase(self) -> bool:
-        """Whether the program cost model helps pick this batch: other tasks' programs are
-        known, and the task has measured fewer than :data:`PROGRAM_TRIALS` of its own."""
-        if self.task.program_features is None or self.task.related_programs is None or len(self.history) >= PROGRAM_TRIALS:
+        """Whether the program cost model picks this batch: only when nothing else can, the
+        task's first batch where no other task shares its knobs (BENCHMARKS.md §39: on later
+        batches, and mixed with the task's own model, it held the search back)."""
+        if self.task.program_features is None or self.task.related_programs is None:
             return False
-        if self.programs is None:  # once per task: other tasks' programs do not change while it is tuned
+        if len(self.history) or self.model.trained:
+            return False
+        if self.programs is None:
             self.programs = ProgramCostModel(self.config.cost_model, seed=self.task.seed)
             self.programs.fit(self.task.related_programs())
         return self.programs.trained
 
     def program_pick(self, n: int) -> np.ndarray:
-        """The batch from candidates ranked by the program model and the task's own knob model,
-        the program model weighing as other tasks do in the shared knob model (all at first);
-        the better half goes to the usual selection (sampler or plan order)."""
-        if self.model.trained:
-            pool = self.optimizer.find_maximums(self.model, self.config.plan_size, self.history.keys)
-        else:
-            pool = self.random_unmeasured(PROGRAM_POOL)
+        """The first batch from random candidates: the better half by the program model, of
+        those that schedule, to the usual selection (sampler or plan order)."""
+        pool = self.random_unmeasured(PROGRAM_POOL)
         features = self.task.program_features(pool)
         scheduled = ~np.isnan(features).any(axis=1)
         pool, features = pool[scheduled], features[scheduled]
         if not len(pool):
             return self.random_unmeasured(n)
-        score = _ranks(self.programs.predict(features))
-        if self.model.trained:
-            weight = self.model.transfer_weight(len(self.history))
-            score = weight * score + (1 - weight) * _ranks(self.model.predict(pool))
-        ordered = pool[np.argsort(-score, kind="stable")]
+        ordered = pool[np.argsort(-self.programs.predict(features), kind="stable")]
         return self.select(ordered[: max(n, len(ordered) // 2)], n)
 
     def select(self, plan: np.ndarray, n: int) -> np.ndarray:
