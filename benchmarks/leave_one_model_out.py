@@ -46,6 +46,19 @@ def build_store(work_root: str, strategy: str, trials: int) -> str:
     return records
 
 
+def comparison_report(started: str, args: argparse.Namespace, compared: dict) -> dict:
+    """When and where a benchmark ran, how, and its comparison's geometric means against ``sa``."""
+    return {
+        "started": started,
+        "finished": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "machine": f"{platform.machine()} {platform.processor()}, {os.cpu_count()} cores",
+        "command": vars(args),
+        "geomean_measurement_ratio": compared["geomean_measurement_ratio"],
+        "measurement_ratio_defined_for": compared["measurement_ratio_defined_for"],
+        "geomean_quality_ratio": compared["geomean_quality_ratio"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trials", type=int, default=100, help="measurements per task and run (default 100)")
@@ -66,14 +79,8 @@ def main() -> None:
         seeds=args.seeds, out=os.path.join(args.work_root, HELD_OUT), reference="sa", records=records,
     )  # fmt: skip
     report = {
-        "started": started,
-        "finished": time.strftime("%Y-%m-%d %H:%M %Z"),
-        "machine": f"{platform.machine()} {platform.processor()}, {os.cpu_count()} cores",
-        "command": vars(args),
+        **comparison_report(started, args, held_out),
         "store": summary(records),
-        "geomean_measurement_ratio": held_out["geomean_measurement_ratio"],
-        "measurement_ratio_defined_for": held_out["measurement_ratio_defined_for"],
-        "geomean_quality_ratio": held_out["geomean_quality_ratio"],
         "search_share_median": {
             s: sorted(w["strategies"][s]["search_share_median"] for w in held_out["per_workload"].values())
             for s in held_out["strategies"]

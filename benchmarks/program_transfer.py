@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 
 import numpy as np
@@ -31,6 +30,7 @@ from chameleon_tune.cost_model import ProgramCostModel
 from chameleon_tune.evaluation.compare import compare
 from chameleon_tune.model.record_store import RecordStore, target_key
 from chameleon_tune.tvm_space import host_target
+from leave_one_model_out import comparison_report
 
 LAYERS = ("resnet18.L5", "resnet18.L8", "resnet18.L11", "resnet18.L12")
 
@@ -71,14 +71,8 @@ def main() -> None:
         out=os.path.join(args.work_root, "side_by_side"), reference="sa", records=args.records,
     )  # fmt: skip
     report = {
-        "started": started,
-        "finished": time.strftime("%Y-%m-%d %H:%M %Z"),
-        "machine": f"{platform.machine()} {platform.processor()}, {os.cpu_count()} cores",
-        "command": vars(args),
+        **comparison_report(started, args, side_by_side),
         "holdout": offline,
-        "geomean_measurement_ratio": side_by_side["geomean_measurement_ratio"],
-        "measurement_ratio_defined_for": side_by_side["measurement_ratio_defined_for"],
-        "geomean_quality_ratio": side_by_side["geomean_quality_ratio"],
         "per_workload": side_by_side["per_workload"],
     }
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
