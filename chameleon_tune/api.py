@@ -128,7 +128,8 @@ def tune_workload(
     ``learn_from`` holds other workloads' measurements (a record store's, ``RecordStore.load``):
     the nearest with the same knobs feed the cost model (``related``) and give the first
     configurations measured, as in ``tune-model``; the programs of all of them train the
-    program cost model that helps rank the first candidates (``related_programs``).
+    program cost model that picks the first batch where none has the task's knobs
+    (``related_programs``).
     """
     if trials < 1:
         raise UsageError("--trials must be at least 1")

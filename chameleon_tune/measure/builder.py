@@ -41,27 +41,28 @@ COMPUTE = "compute"
 PREPACK = "prepack"
 
 
-def build_artifact(mod, target_json: str, path: str, describe: bool = False) -> tuple[str, list[float] | None]:
-    """Worker side: compile ``mod`` and export it as a shared library at ``path``; with
-    ``describe``, also its program features (``program_features.py``; None if they fail)."""
+def build_artifact(mod, target_json: str, path: str) -> str:
+    """Worker side: compile ``mod`` and export it as a shared library at ``path``."""
     import tvm
 
-    features = _features(mod, target_json) if describe else None
     mod, split = split_layout_rewrite(mod)
     tvm.compile(mod, target=_target(target_json)).export_library(path)
     if split is not None:
         with open(_split_path(path), "w") as f:
             json.dump(split.to_json(), f)
-    return path, features
+    return path
 
 
-def _features(mod, target_json: str) -> list[float] | None:
+def build_described(mod, target_json: str, path: str) -> tuple[str, list[float] | None]:
+    """Worker side: :func:`build_artifact`, and ``mod``'s program features
+    (``program_features.py``; None if they cannot be extracted: the kernel is measured without)."""
     from . import program_features
 
     try:
-        return program_features.describe([mod], target_json)[0].tolist()
+        features = program_features.describe([mod], target_json)[0].tolist()
     except Exception:  # noqa: BLE001 - features are extra: a kernel that builds is measured without them
-        return None
+        features = None
+    return build_artifact(mod, target_json, path), features
 
 
 ArgSpec = tuple[tuple[int, ...], str]
@@ -206,7 +207,11 @@ class LocalBuilder:
         worker = self._free.get()
         start = time.perf_counter()
         try:
-            _path, features = worker.call(build_artifact, mod, self.target_json, path, describe, timeout=self.timeout_s)
+            features = None
+            if describe:
+                _path, features = worker.call(build_described, mod, self.target_json, path, timeout=self.timeout_s)
+            else:
+                worker.call(build_artifact, mod, self.target_json, path, timeout=self.timeout_s)
             return BuildResult(path, None, time.perf_counter() - start, features=features)
         except WorkerTimeout as exc:
             return BuildResult(None, f"build timed out: {exc}", time.perf_counter() - start, timed_out=True)
