@@ -71,18 +71,9 @@ class Trial:
             data.get("run_s", 0.0),
             interference=data.get("interference"),
             noisy=bool(data.get("noisy", False)),
-            features=_features(data.get("features")),
+            features=program_features.checked(data.get("features")),
         )
         return cls(tuple(int(v) for v in data["config"]), result, data["started"], data["finished"])
-
-
-def _features(value) -> tuple[float, ...] | None:
-    if value is None:
-        return None
-    features = tuple(float(v) for v in value)
-    if len(features) != program_features.WIDTH:
-        raise ValueError(f"{len(features)} program features, expected {program_features.WIDTH}")
-    return features
 
 
 def _jsonable(value):
@@ -212,11 +203,7 @@ class History:
     def program_features(self) -> np.ndarray:
         """Each trial's program features (``measure/program_features.py``), a row of NaN where
         the trial has none (it did not build, or it was measured before they were kept)."""
-        rows = np.full((len(self.trials), program_features.WIDTH), np.nan)
-        for i, trial in enumerate(self.trials):
-            if trial.result.features is not None:
-                rows[i] = trial.result.features
-        return rows
+        return program_features.table([trial.result.features for trial in self.trials])
 
     def tuning_clock(self) -> np.ndarray:
         """Seconds of tuning when each trial finished, pauses between resumed runs left out

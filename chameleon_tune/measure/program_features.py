@@ -16,6 +16,7 @@ are described in the tuning process (``TVMSpace.program_features``).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from functools import cache
 
 import numpy as np
@@ -61,3 +62,23 @@ def pool(per_store: np.ndarray) -> np.ndarray:
     if per_store.shape[1] != PER_STORE:
         raise ValueError(f"expected {PER_STORE} features per store, got {per_store.shape[1]}")
     return np.round(np.concatenate([per_store.max(axis=0), per_store.mean(axis=0)]), DECIMALS)
+
+
+def checked(values) -> tuple[float, ...] | None:
+    """Features read back from a file as a tuple of :data:`WIDTH` numbers (None stays None);
+    ``ValueError`` for anything else, so the line they came on counts as damaged."""
+    if values is None:
+        return None
+    features = tuple(float(v) for v in values)
+    if len(features) != WIDTH:
+        raise ValueError(f"{len(features)} program features, expected {WIDTH}")
+    return features
+
+
+def table(rows: Sequence) -> np.ndarray:
+    """Per-trial features (each :data:`WIDTH` numbers, or None) as one array, NaN rows for None."""
+    out = np.full((len(rows), WIDTH), np.nan)
+    for i, row in enumerate(rows):
+        if row is not None:
+            out[i] = row
+    return out

@@ -163,7 +163,7 @@ def _read(folder: str) -> StoredWorkload | None:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         _warn(f"skipping {folder}: unreadable {SPACE_FILE} ({exc})")
         return None
-    configs, latencies, runs, features, bad = [], [], [], {}, 0
+    configs, latencies, runs, features, bad = [], [], [], [], 0
     try:
         with open(os.path.join(folder, TRIALS_FILE)) as f:
             lines = f.readlines()
@@ -176,23 +176,16 @@ def _read(folder: str) -> StoredWorkload | None:
             if len(config) != space.n_knobs or not all(0 <= c < len(k) for c, k in zip(config, space.knobs)):
                 raise ValueError("not a configuration of the stored space")
             latency = trial["latency_s"]
-            described = trial.get("features")
-            if described is not None and len(described) != program_features.WIDTH:
-                raise ValueError("not a program's features")
-            if described is not None:
-                features[len(configs)] = np.asarray(described, dtype=np.float64)
+            described = program_features.checked(trial.get("features"))
             latencies.append(float(latency) if latency is not None and latency > 0 else np.inf)
             configs.append(config)
             runs.append(str(trial.get("run", "")))
+            features.append(described)
         except (ValueError, KeyError, TypeError):
             bad += 1  # a line cut short by a killed run, or damaged: the rest still counts
     if bad:
         _warn(f"skipped {bad} unreadable line(s) of {os.path.join(folder, TRIALS_FILE)}")
-    described = None
-    if features:
-        described = np.full((len(configs), program_features.WIDTH), np.nan)
-        for row, values in features.items():
-            described[row] = values
+    described = program_features.table(features) if any(f is not None for f in features) else None
     return StoredWorkload(
         str(meta["key"]), str(meta.get("name", meta["key"])), space,
         np.array(configs, dtype=np.int64).reshape(len(configs), space.n_knobs), np.array(latencies, dtype=np.float64),
