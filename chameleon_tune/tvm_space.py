@@ -231,7 +231,9 @@ class TVMSpace:
         rows = np.full((len(configs), program_features.WIDTH), np.nan)
         scheduled = [(i, sch) for i, config in enumerate(configs) if (sch := self.schedule(config)[0]) is not None]
         if scheduled:
-            rows[[i for i, _ in scheduled]] = program_features.describe([sch.mod for _, sch in scheduled], str(self.target))
+            rows[[i for i, _ in scheduled]] = program_features.describe(
+                [sch.mod for _, sch in scheduled], str(self.target), threads=self.context.num_threads
+            )
         return rows
 
     def sketch_config(self, sketch: int = 0) -> np.ndarray:

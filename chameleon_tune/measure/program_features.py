@@ -31,7 +31,7 @@ the rounding changes nothing a tree splits on."""
 
 
 @cache
-def _context(target_json: str):
+def _context(target_json: str, threads: int):
     import tvm
     from tvm.s_tir import meta_schedule as ms
 
@@ -39,19 +39,20 @@ def _context(target_json: str):
 
     target = tvm.target.Target(json.loads(target_json))
     load_tensor_intrinsics(target)  # else TuneContext imports every backend's: ~45 s in a fresh worker
-    # One thread: features are extracted beside a compiler worker per core.
-    return ms.TuneContext(target=target, num_threads=1)
+    return ms.TuneContext(target=target, num_threads=threads)
 
 
-def describe(mods: list, target_json: str) -> np.ndarray:
-    """One row of :data:`WIDTH` features per scheduled module (``main`` is the kernel)."""
+def describe(mods: list, target_json: str, threads: int = 1) -> np.ndarray:
+    """One row of :data:`WIDTH` features per scheduled module (``main`` is the kernel), on
+    ``threads`` threads: one in a builder worker (a compiler worker runs per core), every
+    core in the tuning process, where nothing else runs while the search picks."""
     from tvm.s_tir import meta_schedule as ms
     from tvm.s_tir.schedule import Schedule
 
     candidates = [ms.MeasureCandidate(Schedule(mod), ms.arg_info.ArgInfo.from_prim_func(mod["main"])) for mod in mods]
     if not candidates:
         return np.zeros((0, WIDTH))
-    per_store = ms.feature_extractor.PerStoreFeature().extract_from(_context(target_json), candidates)
+    per_store = ms.feature_extractor.PerStoreFeature().extract_from(_context(target_json, threads), candidates)
     return np.array([pool(f.numpy()) for f in per_store])
 
 
