@@ -54,6 +54,50 @@ def synthetic():
     return SyntheticMeasurer()
 
 
+def chameleon_in_process(*args: str, env: dict | None = None):
+    """``chameleon ARGS`` through the command line's entry point (``cli.main``) in this process:
+    what a user's ``chameleon`` runs but for the interpreter start and the imports (TVM, PyTorch:
+    seconds a run). For the runs whose outcome, not the process, is under test; returns a
+    ``CompletedProcess`` as ``subprocess.run`` would, stdout and stderr captured. ``env`` is set
+    for the run only; so is ``TVM_NUM_THREADS``, which tune-model pins."""
+    import contextlib
+    import io
+    import os
+    import subprocess
+
+    from chameleon_tune.cli import main
+
+    saved = {name: os.environ.get(name) for name in ("TVM_NUM_THREADS", *(env or {}))}
+    os.environ.update(env or {})
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse's usage errors
+                code = exc.code
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return subprocess.CompletedProcess(["chameleon", *args], code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture(scope="session")
+def tuned_matmul(tmp_path_factory):
+    """One real tuning run, ``chameleon tune --workload matmul.128 --strategy random --trials 6``
+    (its trials also exported as a Kernel Tuner cache), that several tests read instead of each
+    tuning from scratch: ``(finished run, work directory, exported cache)``. Nothing may write to it."""
+    root = tmp_path_factory.mktemp("tuned_matmul")
+    out = chameleon_in_process(
+        "tune", "--workload", "matmul.128", "--strategy", "random", "--trials", "6", "--work-dir", str(root / "w"),
+        "--seed", "2", "--export-cache", str(root / "c.json"), "--json",
+    )  # fmt: skip
+    return out, root / "w", root / "c.json"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def record_store_of_the_session(tmp_path_factory):
     """tune-model appends to a record store under the user's cache directory by default: the

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from conftest import chameleon_in_process
+
 
 def chameleon(*args, cwd=None):
     return subprocess.run(
@@ -20,30 +22,29 @@ def test_workloads_json_lists_the_paper_layers():
     items = {w["name"]: w for w in json.loads(out.stdout.strip().splitlines()[-1])}
     assert items["resnet18.L2"]["flops"] == 2 * 64 * 56 * 56 * 64 * 9
     assert sum(name.startswith("vgg16.") for name in items) == 9
-    table = chameleon("workloads")
+    table = chameleon_in_process("workloads")
     assert "resnet18.L12" in table.stdout and "GFLOP" in table.stdout
 
 
-def test_tune_json_summary(tmp_path):
-    out = chameleon(
-        "tune", "--workload", "matmul.64", "--strategy", "random", "--trials", "6",
-        "--work-dir", str(tmp_path / "w"), "--seed", "2", "--export-cache", str(tmp_path / "c.json"), "--json",
-    )  # fmt: skip
+def test_tune_json_summary(tuned_matmul):
+    # `chameleon tune --workload matmul.128 --strategy random --trials 6 --seed 2 --export-cache c.json --json`
+    # (conftest.py; test_compare.py fills a record store from the same run)
+    out, work, cache_file = tuned_matmul
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     for key in ("workload", "strategy", "trials", "valid", "best_latency_s", "best_gflops", "wall_s", "search_s", "build_s", "run_s"):
         assert key in summary
-    assert summary["trials"] == 6 and summary["valid"] == 6 and summary["workload"] == "matmul.64"
+    assert summary["trials"] == 6 and summary["valid"] == 6 and summary["workload"] == "matmul.128"
     assert summary["wall_s"] >= summary["build_s"] + summary["run_s"]
     assert "best" in out.stdout and "GFLOPS" in out.stdout
     # what was measured replays: the exported cache gives back the same best latency as first measured
     # (the summary's best is the end-of-run re-timing of the best few, side by side)
     from chameleon_tune.measure.replay import ReplayMeasurer, load_cache
 
-    measured = [json.loads(line)["latency_s"] for line in (tmp_path / "w" / "history.jsonl").read_text().splitlines()]
-    cache = load_cache(str(tmp_path / "c.json"))
+    measured = [json.loads(line)["latency_s"] for line in (work / "history.jsonl").read_text().splitlines()]
+    cache = load_cache(str(cache_file))
     assert len(cache.records) == 6 and cache.optimum * 1e-3 == pytest.approx(min(measured))
-    assert summary["best_config"] in [json.loads(line)["config"] for line in (tmp_path / "w" / "history.jsonl").read_text().splitlines()]
+    assert summary["best_config"] in [json.loads(line)["config"] for line in (work / "history.jsonl").read_text().splitlines()]
     assert any("x" in str(v) for v in cache.space.knobs[1].choices)  # tilings as "AxBxCxD" strings
     assert ReplayMeasurer(cache).space.size == cache.space.size
 
@@ -97,8 +98,8 @@ def test_ctrl_c_keeps_every_finished_trial(tmp_path):
     assert "interrupted" in err and "Traceback" not in err
     trials = [json.loads(line) for line in history.read_text().splitlines()]
     assert 6 <= len(trials) < 500
-    # and the run resumes from there
-    out = chameleon("tune", "--workload", "matmul.64", "--strategy", "random", "--trials", str(len(trials) + 2),
-                    "--work-dir", str(work), "--json")  # fmt: skip
+    # and the run resumes from there (through the command line's entry point, in this process)
+    out = chameleon_in_process("tune", "--workload", "matmul.64", "--strategy", "random", "--trials", str(len(trials) + 2),
+                               "--work-dir", str(work), "--json")  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1])["resumed"] == len(trials)

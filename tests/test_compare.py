@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from chameleon_tune.evaluation.compare import Run, summarize
+from conftest import chameleon_in_process
 from test_cli import chameleon
 
 INF = math.inf
@@ -104,9 +105,10 @@ def test_small_real_comparison_writes_report_json_plots_and_resumes(tmp_path):
         image = matplotlib.image.imread(out / name)
         assert image.shape[0] > 200 and image.shape[1] > 200 and image.std() > 0.01
 
-    # A rerun over the same directory measures nothing new and reports the same numbers.
+    # A rerun over the same directory measures nothing new and reports the same numbers
+    # (through the command line's entry point, in this process).
     sizes = {p: os.path.getsize(p) for p in out.glob("runs/*/*/history.jsonl")}
-    again = chameleon(*args)
+    again = chameleon_in_process(*args)
     assert again.returncode == 0, again.stderr
     assert {p: os.path.getsize(p) for p in sizes} == sizes
     resumed = json.loads(again.stdout.strip().splitlines()[-1])
@@ -115,12 +117,11 @@ def test_small_real_comparison_writes_report_json_plots_and_resumes(tmp_path):
     )
 
 
-def test_a_strategy_learns_from_the_record_store_beside_itself_cold_and_adds_nothing_to_it(tmp_path):
+def test_a_strategy_learns_from_the_record_store_beside_itself_cold_and_adds_nothing_to_it(tmp_path, tuned_matmul):
     from chameleon_tune.model.record_store import summary
 
-    source = tmp_path / "src"
-    tuned = chameleon("tune", "--workload", "matmul.128", "--strategy", "random", "--trials", "6", "--batch-size", "3",
-                      "--work-dir", str(source), "--number", "1", "--repeat", "2", "--min-repeat-ms", "5")  # fmt: skip
+    # `chameleon tune --workload matmul.128 --strategy random --trials 6` (conftest.py; test_cli.py checks its summary)
+    tuned, source, _ = tuned_matmul
     assert tuned.returncode == 0, tuned.stderr
     store = tmp_path / "store"
     assert chameleon("records", "import", str(source), "--records", str(store)).returncode == 0
@@ -128,7 +129,7 @@ def test_a_strategy_learns_from_the_record_store_beside_itself_cold_and_adds_not
     out = tmp_path / "cmp"
     args = ["compare", "--workload", "matmul.64", "--strategies", "sa,sa+records", "--trials", "4", "--seeds", "1",
             "--batch-size", "2", "--number", "1", "--repeat", "2", "--min-repeat-ms", "5", "--out", str(out)]  # fmt: skip
-    result = chameleon(*args, "--records", str(store), "--json")
+    result = chameleon_in_process(*args, "--records", str(store), "--json")
     assert result.returncode == 0, result.stderr
     compared = json.loads(result.stdout.strip().splitlines()[-1])
     assert compared["strategies"] == ["sa", "sa+records"] and compared["records"] == {"workloads": 1, "trials": 6}

@@ -82,30 +82,43 @@ def test_the_winograd_model_computes_the_convolutions(convs, layout):
     _assert_computes_the_model(imported, pipeline, target, x)
 
 
-def _assert_scheduled_kernels_are_correct(task, target, n: int) -> None:
+@pytest.fixture(scope="module")
+def workers():
+    """One builder and runner for every task of the module, as tune-model shares them between a
+    model's tasks (each set of processes takes seconds to start); each task's measurer still
+    builds its own reference and the runner checks against it."""
+    from chameleon_tune.measure.tvm_measurer import Workers
+    from chameleon_tune.measure.types import MeasureOptions
+
+    options = MeasureOptions(number=1, repeat=1, min_repeat_ms=0)
+    with Workers.open(host_target(num_cores=2), options) as shared:
+        yield shared, options
+
+
+def _assert_scheduled_kernels_are_correct(task, target, n: int, workers) -> None:
     """``n`` sampled schedules of ``task``: each output checked against the unscheduled kernel
     by the measurer."""
     from chameleon_tune.measure.tvm_measurer import TVMMeasurer
-    from chameleon_tune.measure.types import MeasureOptions
     from chameleon_tune.tvm_space import TVMSpace
 
+    shared, options = workers
     space = TVMSpace(task.mod, target)
-    measurer = TVMMeasurer(space, MeasureOptions(number=1, repeat=1, min_repeat_ms=0))
+    measurer = TVMMeasurer(space, options, workers=shared)
     try:
         results = measurer.measure(space.space.sample(np.random.default_rng(0), n))
     finally:
-        measurer.close()
+        measurer.close()  # leaves the shared workers open
     checked = [r for r in results if r.error != "invalid"]  # a schedule its postprocessors reject is not run
     assert checked and all(r.valid for r in checked), (task.name, [r.error_msg for r in checked])
 
 
 @LAYOUTS
-def test_scheduled_winograd_kernels_are_correct_on_partial_tiles(convs, layout):
+def test_scheduled_winograd_kernels_are_correct_on_partial_tiles(convs, layout, workers):
     """Every scheduled configuration reads only what it padded."""
     imported, _ = convs
     target, _, tasks = _tasks(imported, winograd=True, layout=layout)
     (task,) = [t for t in tasks if "winograd" in t.name]
-    _assert_scheduled_kernels_are_correct(task, target, 4)
+    _assert_scheduled_kernels_are_correct(task, target, 4, workers)
 
 
 @LAYOUTS
@@ -138,16 +151,16 @@ def test_tune_model_with_winograd_builds_a_checked_model(tmp_path):
     """Winograd end to end (the default, in the default NHWC): tasks tuned, the weight transform
     folded, the model checked."""
     import json
-    import subprocess
-    import sys
+
+    from conftest import chameleon_in_process
 
     torch.manual_seed(0)
     module, x = _Convs().eval(), torch.randn(1, 3, 13, 13)
     torch.export.save(torch.export.export(module, (x,)), tmp_path / "convs.pt2")
-    out = subprocess.run(
-        [sys.executable, "-m", "chameleon_tune.cli", "tune-model", "--model", str(tmp_path / "convs.pt2"),
-         "--trials", "8", "--round-trials", "1", "--no-records", "--references", "pytorch", "--output", str(tmp_path / "run"), "--json"],
-        capture_output=True, text=True, timeout=600,
+    # random search, the cheapest: what is under test is the pipeline around the search
+    out = chameleon_in_process(
+        "tune-model", "--model", str(tmp_path / "convs.pt2"), "--strategy", "random", "--trials", "8", "--round-trials", "1",
+        "--no-records", "--references", "pytorch", "--output", str(tmp_path / "run"), "--json",
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     summary = json.loads(out.stdout.strip().splitlines()[-1])
@@ -174,12 +187,12 @@ def test_nhwc_converts_every_convolution_and_computes_the_model(convs):
     _assert_computes_the_model(imported, pipeline, target, x)  # still called with its NCHW input
 
 
-def test_scheduled_nhwc_kernels_are_correct(convs):
+def test_scheduled_nhwc_kernels_are_correct(convs, workers):
     imported, _ = convs
     target, _, tasks = _tasks(imported, layout="NHWC")
     for task in tasks:
         if "conv2d" in task.name:
-            _assert_scheduled_kernels_are_correct(task, target, 2)
+            _assert_scheduled_kernels_are_correct(task, target, 2, workers)
 
 
 def test_pipeline_rejects_unknown_layouts(tmp_path):
@@ -245,7 +258,7 @@ def _calls(task, name: str) -> bool:
     return f"T.{name}(" in task.mod.script()
 
 
-def test_fast_math_fuses_gelu_into_its_matmul_and_vectorizes_erf_and_exp(feed_forward):
+def test_fast_math_fuses_gelu_into_its_matmul_and_vectorizes_erf_and_exp(feed_forward, workers):
     """With fast math no kernel calls the scalar erf or exp, GELU is the epilogue of its matmul,
     and the model still computes PyTorch's output; without it GELU is a task of its own."""
     imported, x = feed_forward
@@ -254,7 +267,7 @@ def test_fast_math_fuses_gelu_into_its_matmul_and_vectorizes_erf_and_exp(feed_fo
     (ffn,) = [t for t in tasks if "fast_erf" in t.name]
     assert "matmul" in ffn.name, [t.name for t in tasks]
     _assert_computes_the_model(imported, pipeline, target, x)
-    _assert_scheduled_kernels_are_correct(ffn, target, 2)
+    _assert_scheduled_kernels_are_correct(ffn, target, 2, workers)
 
     exact = Pipeline(fast_math=False)
     tasks = extract_tasks(exact.fuse(exact.prepare(imported.mod), target), target)

@@ -129,6 +129,33 @@ def test_unreachable_tracker_is_one_line_and_exit_2(tmp_path):
         tune_workload("matmul.64", trials=2, runner=RunnerConfig("rpc", f"127.0.0.1:{port}", KEY))
 
 
+def test_compare_and_tune_model_measure_through_the_tracker(devices, tmp_path, capsys):
+    import torch
+
+    from chameleon_tune.model.scheduler import SchedulerConfig
+    from chameleon_tune.model.tuner import tune_model
+    from test_tune_model import _tiny
+
+    code = main([
+        "compare", "--workload", "matmul.64", "--strategies", "random", "--trials", "2", "--seeds", "1",
+        "--run-timeout", "5", "--out", str(tmp_path / "cmp"), "--runner", "rpc", "--tracker", devices.tracker,
+        "--device-key", KEY, "--build-workers", "1", "--json",
+    ])  # fmt: skip
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    summary = json.loads(out.out.strip().splitlines()[-1])
+    assert summary["runner"]["kind"] == "rpc"
+    check_records(tmp_path / "cmp" / "runs" / "matmul.64" / "random-s0", 2)
+
+    model, x = _tiny()
+    torch.export.save(torch.export.export(model, (x,)), tmp_path / "tiny.pt2")
+    result = tune_model(str(tmp_path / "tiny.pt2"), "random", trials=4, scheduler=SchedulerConfig(round_trials=2), output=str(tmp_path / "model"),
+                        options=OPTIONS, runner=rpc(devices), references=("pytorch",))  # fmt: skip
+    assert result.summary["trials"] == 4 and result.summary["max_abs_error"] <= result.summary["tolerance"]
+    assert all(t.valid for t in result.tasks if t.trials)
+
+
+# Last: the test that kills a server (the next test would have to wait for it to start again).
 def kill_a_busy_server(cluster: LoopbackDevices) -> int | None:
     """Kill the server whose session began last: it is in the middle of measuring a job."""
     time.sleep(0.3)  # the session of the job that just finished closes meanwhile
@@ -175,29 +202,3 @@ def test_api_run_with_a_server_killed_mid_run_loses_no_trial(devices, tmp_path, 
     assert devices.free() == 1
     assert result.trials == 6 and result.valid == 6
     check_records(tmp_path, 6)
-
-
-def test_compare_and_tune_model_measure_through_the_tracker(devices, tmp_path, capsys):
-    import torch
-
-    from chameleon_tune.model.scheduler import SchedulerConfig
-    from chameleon_tune.model.tuner import tune_model
-    from test_tune_model import _tiny
-
-    code = main([
-        "compare", "--workload", "matmul.64", "--strategies", "random", "--trials", "2", "--seeds", "1",
-        "--run-timeout", "5", "--out", str(tmp_path / "cmp"), "--runner", "rpc", "--tracker", devices.tracker,
-        "--device-key", KEY, "--build-workers", "1", "--json",
-    ])  # fmt: skip
-    out = capsys.readouterr()
-    assert code == 0, out.err
-    summary = json.loads(out.out.strip().splitlines()[-1])
-    assert summary["runner"]["kind"] == "rpc"
-    check_records(tmp_path / "cmp" / "runs" / "matmul.64" / "random-s0", 2)
-
-    model, x = _tiny()
-    torch.export.save(torch.export.export(model, (x,)), tmp_path / "tiny.pt2")
-    result = tune_model(str(tmp_path / "tiny.pt2"), "random", trials=4, scheduler=SchedulerConfig(round_trials=2), output=str(tmp_path / "model"),
-                        options=OPTIONS, runner=rpc(devices), references=("pytorch",))  # fmt: skip
-    assert result.summary["trials"] == 4 and result.summary["max_abs_error"] <= result.summary["tolerance"]
-    assert all(t.valid for t in result.tasks if t.trials)

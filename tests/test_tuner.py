@@ -19,7 +19,17 @@ def _lines(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def test_tune_writes_records_that_stock_tvm_applies(tmp_path):
+@pytest.fixture
+def workers():
+    """One set of compiler and runner processes for a test's runs (each set takes seconds to start)."""
+    from chameleon_tune.measure.tvm_measurer import Workers
+    from chameleon_tune.tvm_space import parse_target
+
+    with Workers.open(parse_target("llvm"), MeasureOptions()) as shared:  # tune_workload's target and options
+        yield shared
+
+
+def test_tune_writes_records_that_stock_tvm_applies(tmp_path, workers):
     import tvm
     from tvm.s_tir import meta_schedule as ms
 
@@ -27,7 +37,7 @@ def test_tune_writes_records_that_stock_tvm_applies(tmp_path):
     from chameleon_tune.workloads import get_workload
 
     work = tmp_path / "run"
-    result = tune_workload("matmul.64", "sa", trials=10, batch_size=5, work_dir=str(work), seed=1)
+    result = tune_workload("matmul.64", "sa", trials=10, batch_size=5, work_dir=str(work), seed=1, workers=workers)
     assert result.trials == 10 and result.valid == 10 and result.best_gflops > 0
     history = _lines(work / "history.jsonl")
     assert len(history) == 10 and len({tuple(t["config"]) for t in history}) == 10
@@ -50,8 +60,9 @@ def test_tune_writes_records_that_stock_tvm_applies(tmp_path):
     lib["main"](tvm.runtime.tensor(a, dev), tvm.runtime.tensor(b, dev), c)
     np.testing.assert_allclose(c.numpy(), a @ b, rtol=1e-4)
 
-    # A rerun over the same work directory resumes: old trials count, none is re-measured.
-    again = tune_workload("matmul.64", "sa", trials=14, batch_size=5, work_dir=str(work), seed=1)
+    # A rerun over the same work directory resumes: old trials count, none is re-measured. (It
+    # opens the directory afresh, as a new process would; only the worker processes are reused.)
+    again = tune_workload("matmul.64", "sa", trials=14, batch_size=5, work_dir=str(work), seed=1, workers=workers)
     assert again.resumed == 10 and again.trials == 14
     history = _lines(work / "history.jsonl")
     assert len(history) == 14 and len({tuple(t["config"]) for t in history}) == 14
