@@ -46,18 +46,22 @@ class Landscape:
         measurer = ReplayMeasurer(self.cache)
         self.space = measurer.space
         self.configs = np.array(list(self.space.configurations()))
+        self.keys = self.space.keys(self.configs)
         latency = np.array([r.latency_s if r.valid else np.inf for r in measurer.measure(self.configs)])
-        self.fraction = dict(zip(self.space.keys(self.configs), latency.min() / latency))
+        self.fraction = dict(zip(self.keys, latency.min() / latency))
         self.neighbours = {key: [self.space.key(n) for n in self.space.neighbours(key)] for key in self.fraction}
+
+    def uphill(self, key):
+        """The best neighbour of ``key`` where it is better than ``key``, else None."""
+        best = max(self.neighbours[key], key=self.fraction.__getitem__, default=None)
+        return best if best is not None and self.fraction[best] > self.fraction[key] else None
 
     def ascent(self, key) -> tuple[float, int]:
         """Where steepest ascent from ``key`` stops: its fraction, and the steps taken."""
         steps = 0
-        while True:
-            better = max(self.neighbours[key], key=self.fraction.__getitem__, default=None)
-            if better is None or self.fraction[better] <= self.fraction[key]:
-                return self.fraction[key], steps
+        while (better := self.uphill(key)) is not None:
             key, steps = better, steps + 1
+        return self.fraction[key], steps
 
     def climber(self, rng: np.random.Generator, budget: int) -> float:
         """The best fraction a model-free multi-start climber finds in ``budget`` evaluations."""
@@ -74,8 +78,8 @@ class Landscape:
             while len(seen) < budget:
                 for n in self.neighbours[key]:
                     evaluate(n)
-                better = max(self.neighbours[key], key=self.fraction.__getitem__, default=None)
-                if better is None or better not in seen or self.fraction[better] <= self.fraction[key]:
+                better = self.uphill(key)
+                if better is None or better not in seen:  # a local optimum, or the budget ran out first
                     break
                 key = better
         return max(self.fraction[k] for k in seen)
@@ -85,7 +89,7 @@ def model_view(land: Landscape, seeds: int, budget: int) -> list[dict]:
     """`chameleon`'s runs that miss the level: the cost model's ranks of the configurations above it."""
     top = [k for k, f in land.fraction.items() if f >= LEVEL]
     near = {n for k in top for n in land.neighbours[k]}
-    index = {k: i for i, k in enumerate(land.space.keys(land.configs))}
+    index = {k: i for i, k in enumerate(land.keys)}
     missed = []
     for seed in range(seeds):
         history = History(land.space)
