@@ -6,7 +6,10 @@
 1. The store: AlexNet's and VGG-16's convolutions (the paper's layers) and MobileNetV2's
    dense ones and its dense layer (``compare --suite``) are tuned with ``--source-strategy``
    (default ``sa``), ``--trials`` each, one seed, and imported into ``WORK_ROOT/records``
-   (``chameleon records import``). ResNet-18 is left out.
+   (``chameleon records import``). ResNet-18 is left out. ``--records DIR`` skips this step and
+   learns from an existing store: ``benchmarks/results/stores/lomo_sa100.tar.gz`` is §43's
+   (``tar xzf ... -C runs``, then ``--records runs/lomo_sa100``), measured on a 2-core
+   ``znver5``; a store of another CPU has nothing for this one's target.
 2. The 12 ResNet-18 tasks, ``chameleon`` and ``sa`` each cold and learning from the store
    (``chameleon+records``, ``sa+records``), ``--trials`` measurements, ``--seeds`` seeds, in one
    ``chameleon compare`` (runs interleaved task by task, strategy order alternating by seed),
@@ -69,11 +72,14 @@ def main() -> None:
         help="the held-out model's strategies, cold and NAME+records (default chameleon,sa,chameleon+records,sa+records)",
     )  # fmt: skip
     parser.add_argument("--work-root", default="runs/bench-lomo")
+    parser.add_argument(
+        "--records", help="an existing store to learn from instead of building one (e.g. BENCHMARKS.md §43's, unpacked)"
+    )
     parser.add_argument("--out", default="benchmarks/results/leave_one_model_out/leave_one_model_out.json")
     args = parser.parse_args()
 
     started = time.strftime("%Y-%m-%d %H:%M %Z")
-    records = build_store(args.work_root, args.source_strategy, args.trials)
+    records = args.records or build_store(args.work_root, args.source_strategy, args.trials)
     held_out = compare(
         suite_name=HELD_OUT, strategies=args.strategies.split(","), trials=args.trials,
         seeds=args.seeds, out=os.path.join(args.work_root, HELD_OUT), reference="sa", records=records,

@@ -27,7 +27,7 @@ from queue import Queue
 import numpy as np
 
 from .types import BuildResult
-from .worker import IsolatedWorker, RemoteError, WorkerError, WorkerTimeout
+from .worker import IsolatedWorker, RemoteError, WorkerError, WorkerTimeout, close_all
 
 
 @cache
@@ -225,7 +225,6 @@ class LocalBuilder:
         list(self._pool.map(lambda w: w.start(), self._workers))
 
     def close(self) -> None:
-        for worker in self._workers:
-            worker.close()
+        close_all(self._workers)
         self._pool.shutdown()
         self._dir.cleanup()

@@ -32,7 +32,7 @@ import numpy as np
 from .builder import layout_split
 from .runner import ArgSpec, Runner, check_and_time_module, run_once
 from .types import RUN, TIMEOUT, WRONG, MeasureOptions, RunnerConfig, RunResult, short_error
-from .worker import IsolatedWorker, RemoteError, WorkerError
+from .worker import IsolatedWorker, RemoteError, WorkerError, close_all
 
 OK = "ok"
 LOST = "lost"  # the session died under the job: retried, never recorded
@@ -251,5 +251,4 @@ class RPCRunner(Runner):
         return RUN, f"device session lost {attempts} time{'s' * (attempts > 1)}, last: {value}", time.perf_counter() - start
 
     def close(self) -> None:
-        for worker in self._workers:
-            worker.close()
+        close_all(self._workers)

@@ -12,6 +12,7 @@ import importlib
 import multiprocessing as mp
 import os
 import signal
+import time
 from typing import Any, Callable
 
 from .types import short_error
@@ -133,13 +134,27 @@ class IsolatedWorker:
         self._proc = self._conn = None
 
     def close(self) -> None:
+        close_all([self])
+
+    def _ask_to_exit(self) -> None:
         if self._proc is not None and self._proc.is_alive():
             try:
                 self._conn.send(None)
-                self._proc.join(5)
             except (BrokenPipeError, OSError):
                 pass
-        self.kill()
+
+
+def close_all(workers: list[IsolatedWorker], grace_s: float = 5.0) -> None:
+    """Stop every worker, asking them all first: each takes a while to exit (TVM's teardown),
+    and they do it at the same time rather than one after another. One that has not exited
+    after ``grace_s`` is killed."""
+    for worker in workers:
+        worker._ask_to_exit()
+    deadline = time.monotonic() + grace_s
+    for worker in workers:
+        if worker._proc is not None:
+            worker._proc.join(max(0.0, deadline - time.monotonic()))
+        worker.kill()
 
 
 def _describe_exit(code: int | None) -> str:
