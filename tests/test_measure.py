@@ -1,13 +1,14 @@
 """Measurement that survives anything: worker isolation, builder and runner failures."""
 
 import os
+import signal
 import time
 
 import numpy as np
 import pytest
 
 from chameleon_tune.measure.types import MeasureOptions
-from chameleon_tune.measure.worker import IsolatedWorker, RemoteError, WorkerCrash, WorkerTimeout
+from chameleon_tune.measure.worker import IsolatedWorker, RemoteError, WorkerCrash, WorkerTimeout, close_all
 from failing_kernels import failing_module
 
 
@@ -27,6 +28,19 @@ def test_worker_survives_crash_timeout_and_exceptions():
         assert worker.generation == 3
     finally:
         worker.close()
+
+
+def test_close_all_lets_idle_workers_exit_and_kills_a_busy_one_after_the_grace():
+    idle, busy = IsolatedWorker(), IsolatedWorker()
+    for worker in (idle, busy):
+        worker.start()
+    processes = (idle._proc, busy._proc)
+    busy._conn.send((time.sleep, (60,)))  # it would read the request to exit only a minute later
+    start = time.perf_counter()
+    close_all([idle, busy], grace_s=1.0)
+    assert time.perf_counter() - start < 10
+    assert processes[0].exitcode == 0 and processes[1].exitcode == -signal.SIGKILL
+    assert idle._proc is None and busy._proc is None
 
 
 @pytest.fixture(scope="module")
