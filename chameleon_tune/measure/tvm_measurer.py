@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -178,10 +179,12 @@ class Workers:
         return cls(make_builder(target, options, config), make_runner(target, options, config))
 
     def close(self) -> None:
-        try:
-            self.builder.close()
-        finally:
-            self.runner.close()
+        # Each side's processes take a while to exit (TVM's teardown): both sides at once. Both
+        # are closed whatever the other does; the first failure is raised after.
+        with ThreadPoolExecutor(max_workers=2) as closing:
+            closed = [closing.submit(self.builder.close), closing.submit(self.runner.close)]
+        for future in closed:
+            future.result()
 
     def __enter__(self) -> "Workers":
         return self
